@@ -1,0 +1,28 @@
+"""cnnlab: image-classification experiments with convolutional networks, end to end."""
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Lazy so `import cnnlab` is instant and `cnnlab --help` does not import torch.
+    if name in ("load_experiment", "ExperimentConfig"):
+        from cnnlab import experiment
+
+        return getattr(experiment, name)
+    if name in ("train", "RunResult", "TrainingDiverged"):
+        from cnnlab.train import loop
+
+        return getattr(loop, name)
+    if name in ("create_model", "list_models", "count_params"):
+        from cnnlab import models
+
+        return getattr(models, name)
+    if name == "summary":
+        from cnnlab.models import summary
+
+        return summary
+    raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
+
+
+__all__ = ["load_experiment", "ExperimentConfig", "train", "RunResult", "TrainingDiverged", "create_model",
+           "list_models", "count_params", "summary", "__version__"]

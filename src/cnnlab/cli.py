@@ -1,0 +1,223 @@
+"""`cnnlab` command line: a thin layer over the Python API (each command is a few lines)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from cnnlab.experiment import load_experiment
+    from cnnlab.train.loop import train
+
+    if args.resume:
+        if args.experiment or args.override:
+            raise ValueError("--resume continues a run with its saved config: give no experiment file or -o")
+        result = train(None, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet)
+        print(result.run_dir)
+        return EXIT_INTERRUPTED if result.status == "interrupted" else 0
+    if not args.experiment:
+        raise ValueError("give an experiment file (e.g. recipes/004-a.yaml) or --resume RUN")
+    cfg = load_experiment(args.experiment, args.override)
+    seeds = [cfg.seed + i for i in range(args.seeds)] if args.seeds > 1 else [None]
+    run_dirs = []
+    for seed in seeds:
+        if seed is not None:
+            cfg = load_experiment(args.experiment, list(args.override) + [f"seed={seed}"])
+        result = train(cfg, runs_dir=args.runs_dir, data_dir=args.data_dir, quiet=args.quiet, seed_suffix=seed)
+        run_dirs.append(result.run_dir)
+        if result.status == "interrupted":
+            print(result.run_dir)
+            return EXIT_INTERRUPTED
+    if len(run_dirs) > 1:
+        try:
+            from cnnlab.report.compare import compare_runs
+        except ImportError:
+            pass
+        else:
+            print(compare_runs(run_dirs, fmt="md"))
+    for run_dir in run_dirs:
+        print(run_dir)  # the last line is the run folder, for scripts
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from cnnlab.runs import evaluate_run
+
+    res = evaluate_run(args.run, split=args.split, data_dir=args.data_dir)
+    print(f"{res['split']}: {res['images']} images  loss {res['loss']:.4f}  accuracy {100 * res['accuracy']:.2f}%")
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from cnnlab.runs import runs_table
+
+    print(runs_table(args.dir))
+    return 0
+
+
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    from cnnlab.data import dataset_info
+
+    out = Path(args.out) if args.out else Path(f"{args.name}-samples.png")
+    print(dataset_info(args.name, args.data_dir, out))
+    print(f"sample grid: {out}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from cnnlab.models import format_model_table
+
+    print(format_model_table())
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from cnnlab.models import create_model, summary
+
+    model = create_model(args.model, num_classes=args.num_classes)
+    print(summary(model, input_size=args.input_size))
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from cnnlab.experiment import experiment_to_yaml, load_experiment
+
+    print(experiment_to_yaml(load_experiment(args.experiment, args.override)), end="")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from cnnlab.report import build_site, write_run_report
+    from cnnlab.runs import find_runs, load_run
+
+    target = Path(args.target)
+    if (target / "config.yaml").is_file() and not args.out:
+        images = None
+        try:
+            run = load_run(target, data_dir=args.data_dir)
+            images = {k: getattr(run.splits, k).images.numpy() for k in ("train", "val", "test")
+                      if getattr(run.splits, k) is not None}
+        except Exception as err:  # a report without example images is still a report
+            print(f"warning: no example images ({err})", file=sys.stderr)
+        html, md = write_run_report(target, images=images)
+        print(html)
+        print(md)
+        return 0
+    if not find_runs(target):
+        raise ValueError(f"{target}: no run folders found (a run folder holds config.yaml)")
+    out = Path(args.out or "site")
+    index = build_site(target, out)
+    print(index)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from cnnlab.report.compare import compare_runs, plot_overlaid_curves
+    from cnnlab.runs import find_runs
+
+    runs = [r for target in args.runs for r in find_runs(target)]
+    if not runs:
+        raise ValueError("no run folders among the given paths")
+    print(compare_runs(runs, fmt=args.format))
+    if args.curves:
+        plot_overlaid_curves(runs, Path(args.curves))
+        print(f"curves: {args.curves}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cnnlab", description="Image-classification experiments with CNNs, end to end.")
+    p.add_argument("--version", action="version", version=f"cnnlab {__import__('cnnlab').__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train an experiment into a new run folder")
+    t.add_argument("experiment", nargs="?", help="experiment YAML, e.g. recipes/004-a.yaml")
+    t.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. -o optimizer.lr=0.01 -o epochs=5 (repeatable)")
+    t.add_argument("--runs-dir", default="runs", help="where run folders are created (default: runs)")
+    t.add_argument("--data-dir", default=None, help="folder holding the dataset (else $CNNLAB_DATA, else the cache)")
+    t.add_argument("--resume", metavar="RUN", help="continue a killed or interrupted run folder")
+    t.add_argument("--seeds", type=int, default=1, help="repeat with seeds seed, seed+1, ... (tables show mean ± std)")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bars: one line per epoch")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="re-evaluate a run's saved weights on a split")
+    e.add_argument("run")
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--data-dir", default=None)
+    e.set_defaults(func=_cmd_eval)
+
+    r = sub.add_parser("runs", help="list run folders as a table")
+    r.add_argument("dir", nargs="?", default="runs")
+    r.set_defaults(func=_cmd_runs)
+
+    d = sub.add_parser("data", help="dataset tools")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    di = dsub.add_parser("info", help="sizes, class counts, pixel statistics and a sample grid")
+    di.add_argument("name", help="cifar10 | cifar100 | a folder root/<class>/*.jpg")
+    di.add_argument("--data-dir", default=None)
+    di.add_argument("--out", default=None, help="PNG path of the sample grid (default NAME-samples.png)")
+    di.set_defaults(func=_cmd_data_info)
+
+    m = sub.add_parser("models", help="list registered models")
+    m.set_defaults(func=_cmd_models)
+
+    s = sub.add_parser("summary", help="Keras-style summary of a model")
+    s.add_argument("model")
+    s.add_argument("--input-size", type=int, default=32)
+    s.add_argument("--num-classes", type=int, default=10)
+    s.set_defaults(func=_cmd_summary)
+
+    c = sub.add_parser("config", help="print the resolved config of an experiment")
+    c.add_argument("experiment")
+    c.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE")
+    c.set_defaults(func=_cmd_config)
+
+    rep = sub.add_parser("report", help="HTML + Markdown report of a run, or a static site of many runs (-o)")
+    rep.add_argument("target", help="a run folder, or a folder of runs")
+    rep.add_argument("-o", "--out", default=None, help="site folder (for a folder of runs)")
+    rep.add_argument("--data-dir", default=None)
+    rep.set_defaults(func=_cmd_report)
+
+    cmp_ = sub.add_parser("compare", help="compare runs in one table (mean ± std over seeds)")
+    cmp_.add_argument("runs", nargs="+")
+    cmp_.add_argument("--format", default="md", choices=["md", "csv", "html"])
+    cmp_.add_argument("--curves", default=None, help="also write overlaid curves to this PNG")
+    cmp_.set_defaults(func=_cmd_compare)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from cnnlab.config import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"cnnlab: config error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
+        # DataError, CheckpointError, TrainingDiverged and model errors all land here with
+        # messages that name the problem and the fix; a traceback would bury them.
+        print(f"cnnlab: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as err:
+        from cnnlab.data import DataError
+
+        if isinstance(err, DataError):
+            print(f"cnnlab: data error: {err}", file=sys.stderr)
+            return EXIT_ERROR
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Reading finished run folders back: re-evaluation and the table of runs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+import yaml
+
+from cnnlab.experiment import ExperimentConfig, experiment_from_dict
+
+
+class RunFolderError(FileNotFoundError):
+    """A path is not a (complete) cnnlab run folder."""
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    config: ExperimentConfig
+    model: torch.nn.Module
+    normalizer: object
+    splits: object
+
+
+def read_config(run_dir: Path) -> ExperimentConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise RunFolderError(f"{run_dir} is not a cnnlab run folder (no config.yaml); list runs with: cnnlab runs")
+    return experiment_from_dict(yaml.safe_load(path.read_text()))
+
+
+def load_run(run_dir: str | Path, data_dir: Optional[str] = None, weights: str = "model.safetensors",
+             device: str = "cpu") -> LoadedRun:
+    """Rebuild a run's data splits, normalizer and model with its saved weights."""
+    from cnnlab.data import Normalizer, load_splits
+    from cnnlab.train.checkpoint import load_checkpoint, load_weights
+    from cnnlab.train.setup import build_model
+
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    weights_path = run_dir / weights
+    if not weights_path.is_file():
+        raise RunFolderError(f"{weights_path} is missing: the run did not finish. "
+                             f"Continue it with: cnnlab train --resume {run_dir}")
+    splits = load_splits(cfg.data, seed=cfg.seed, data_dir=data_dir)
+    ckpt_path = run_dir / "checkpoints" / "last.pt"
+    normalizer = (Normalizer.from_state_dict(load_checkpoint(ckpt_path)["normalizer"]) if ckpt_path.is_file()
+                  else Normalizer.fit(cfg.data.normalize, splits.train.images))
+    model_cfg = cfg.model
+    model_cfg.pretrained = None  # the run's own weights replace any starting point
+    model = build_model(model_cfg, num_classes=len(splits.classes), in_chans=splits.train.images.shape[1])
+    model.load_state_dict(load_weights(weights_path))
+    model.to(torch.device(device)).eval()
+    return LoadedRun(run_dir, cfg, model, normalizer, splits)
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: Optional[str] = None) -> dict:
+    from cnnlab.train.predict import evaluate
+
+    run = load_run(run_dir, data_dir=data_dir)
+    ds = getattr(run.splits, split, None)
+    if ds is None:
+        raise ValueError(f"split {split!r} does not exist in this run; choose train, val (if the run has one) or test")
+    res = evaluate(run.model, ds.images, ds.labels, run.normalizer, run.config.eval_batch_size)
+    return {"run": str(run.run_dir), "split": split, "images": len(ds), "loss": res.loss, "accuracy": res.accuracy}
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    root = Path(root)
+    if (root / "config.yaml").is_file():
+        return [root]
+    return sorted(p.parent for p in root.glob("*/config.yaml"))
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def runs_table(root: str | Path) -> str:
+    """Plain-text table of the runs under `root`, oldest first."""
+    rows = []
+    for run in find_runs(root):
+        summary_path = run / "summary.json"
+        s = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        final = s.get("final") or {}
+        params = (s.get("params") or {}).get("total")
+        rows.append([run.name, s.get("model", "?"), f"{params:,}" if params else "-",
+                     f"{s.get('epochs_completed', 0)}/{s.get('epochs', '?')}", _pct(final.get("val_acc")),
+                     _pct(final.get("test_acc")), f"{s['wall_seconds']:.0f}s" if s.get("wall_seconds") else "-",
+                     s.get("status", "running or killed")])
+    if not rows:
+        return f"no runs under {root}"
+    header = ["run", "model", "params", "epochs", "val acc %", "test acc %", "time", "status"]
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])

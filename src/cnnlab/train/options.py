@@ -1,0 +1,104 @@
+"""Config sections of the training engine: optimizer, LR schedule, regularization, stopping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "step", "piecewise", "inverse_time", "cosine", "onecycle")
+MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
+
+
+def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{key}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0           # sgd, rmsprop
+    nesterov: bool = False          # sgd
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam, adamw
+    rho: float = 0.9                # rmsprop smoothing (Keras' rho=0.9; PyTorch calls it alpha, default .99)
+    eps: float = 1e-7               # Keras' default epsilon, so Keras recipes behave as written
+    # Decoupled for adamw (AdamW paper); for sgd/adam/rmsprop PyTorch adds wd*w to the gradient.
+    # For the Keras-style L2 penalty added to the loss use regularization.l2.
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_choice("optimizer.name", self.name, OPTIMIZERS)
+        if self.lr <= 0:
+            raise ValueError(f"optimizer.lr must be > 0, got {self.lr}")
+        if len(self.betas) != 2:
+            raise ValueError(f"optimizer.betas needs two numbers, got {self.betas}")
+        if self.nesterov and (self.name != "sgd" or self.momentum <= 0):
+            raise ValueError("optimizer.nesterov needs name: sgd and momentum > 0")
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning rate as a pure function of the optimizer step (see schedules.lr_at)."""
+
+    name: str = "constant"
+    warmup_epochs: float = 0.0      # linear warm-up from ~0 to the scheduled LR over this many epochs
+    step_size: int = 30             # step: multiply by gamma every step_size epochs
+    gamma: float = 0.1
+    milestones: list[int] = field(default_factory=list)   # piecewise: 0-based epochs where the LR changes
+    values: list[float] = field(default_factory=list)     # piecewise: len(milestones)+1 learning rates
+    decay: float = 0.0              # inverse_time: lr / (1 + decay * step), Keras' `decay=` argument (per step)
+    min_lr: float = 0.0             # cosine: floor
+    max_lr: Optional[float] = None  # onecycle: peak (default optimizer.lr)
+    pct_start: float = 0.3          # onecycle: fraction of steps spent rising
+    div_factor: float = 25.0        # onecycle: start = peak / div_factor
+    final_div_factor: float = 1e4   # onecycle: end = start / final_div_factor
+
+    def __post_init__(self) -> None:
+        _check_choice("schedule.name", self.name, SCHEDULES)
+        if self.name == "piecewise" and len(self.values) != len(self.milestones) + 1:
+            raise ValueError(
+                f"schedule piecewise needs len(values) == len(milestones) + 1, "
+                f"got {len(self.values)} values for {len(self.milestones)} milestones"
+            )
+        if sorted(self.milestones) != list(self.milestones):
+            raise ValueError(f"schedule.milestones must be increasing, got {self.milestones}")
+        if self.warmup_epochs < 0 or self.decay < 0 or self.step_size < 1:
+            raise ValueError("schedule.warmup_epochs and decay must be >= 0, step_size >= 1")
+        if not 0 < self.pct_start < 1:
+            raise ValueError(f"schedule.pct_start must be in (0, 1), got {self.pct_start}")
+
+
+@dataclass
+class RegularizationConfig:
+    # Keras-style penalty added to the loss: l2 * sum(w**2) over the kernels of the chosen layers
+    # (biases and batch-norm excluded, as Keras' kernel_regularizer does).
+    l2: float = 0.0
+    # Which kernels: "conv", "dense" (Linear), "all", or module-name prefixes such as "fc1".
+    l2_layers: list[str] = field(default_factory=lambda: ["conv", "dense"])
+    label_smoothing: float = 0.0
+    grad_clip: Optional[float] = None   # max global grad norm; null = off
+    ema: Optional[float] = None         # EMA decay of weights per step (e.g. 0.999); evaluation uses the EMA
+
+    def __post_init__(self) -> None:
+        if self.l2 < 0:
+            raise ValueError(f"regularization.l2 must be >= 0, got {self.l2}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"regularization.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ValueError(f"regularization.ema must be in (0, 1), got {self.ema}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"regularization.grad_clip must be > 0, got {self.grad_clip}")
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: int = 0               # epochs without improvement before stopping; 0 = off
+    monitor: str = "val_loss"
+    min_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_choice("early_stopping.monitor", self.monitor, MONITORS)
+        if self.patience < 0:
+            raise ValueError(f"early_stopping.patience must be >= 0, got {self.patience}")

@@ -1,0 +1,50 @@
+"""Batched inference over a device-resident uint8 dataset: logits, loss, accuracy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from cnnlab.train.losses import classification_loss, correct_count
+from cnnlab.train.runtime import autocast
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float
+    logits: torch.Tensor  # float32, CPU, N x K
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, normalize: Callable[[torch.Tensor], torch.Tensor],
+                   batch_size: int, amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> torch.Tensor:
+    """Logits for every image (eval mode is the caller's job, so EMA or train-mode BN can be chosen)."""
+    device = next(model.parameters()).device
+    outs = []
+    for start in range(0, images.shape[0], batch_size):
+        x = normalize(images[start:start + batch_size].to(device, non_blocking=True))
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp_dtype):
+            outs.append(model(x).float().cpu())
+    return torch.cat(outs) if outs else torch.empty(0, 0)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             normalize: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
+             amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> EvalResult:
+    was_training = model.training
+    model.eval()
+    try:
+        logits = predict_logits(model, images, normalize, batch_size, amp_dtype, channels_last)
+    finally:
+        model.train(was_training)
+    labels = labels.cpu()
+    loss = classification_loss(logits, labels).item()
+    acc = correct_count(logits, labels).item() / max(1, labels.shape[0])
+    return EvalResult(loss=loss, accuracy=acc, logits=logits)

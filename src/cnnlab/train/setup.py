@@ -1,0 +1,65 @@
+"""Building the model of an experiment: create from the registry, initialize, load weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnnlab.experiment import ModelConfig
+from cnnlab.models import create_model, init_weights
+from cnnlab.train.checkpoint import CheckpointError, load_weights
+
+
+def build_model(cfg: ModelConfig, num_classes: int, in_chans: int = 3) -> nn.Module:
+    kwargs = dict(cfg.kwargs)
+    model_classes = kwargs.pop("num_classes", num_classes)
+    if model_classes == 1 and num_classes != 2:
+        raise ValueError(f"model.kwargs.num_classes=1 (a binary sigmoid head) needs a 2-class dataset, "
+                         f"this one has {num_classes} classes")
+    if model_classes not in (1, num_classes):
+        raise ValueError(f"model.kwargs.num_classes={model_classes} but the dataset has {num_classes} classes: "
+                         f"labels would be out of range; drop the key to use the dataset's count")
+    model = create_model(cfg.name, num_classes=model_classes, in_chans=in_chans, **kwargs)
+    if cfg.init != "default":
+        init_weights(model, cfg.init, cfg.init_std)
+    if cfg.pretrained:
+        load_pretrained_weights(model, cfg.pretrained)
+    return model
+
+
+def _weights_file(source: str) -> Path:
+    path = Path(source)
+    if path.is_dir():
+        for candidate in (path / "model.safetensors", path / "checkpoints" / "best.safetensors"):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"model.pretrained={source!r}: the folder has no model.safetensors; "
+                              f"point it at a finished cnnlab run folder or a .safetensors file")
+    if path.suffix == ".safetensors":
+        return path
+    raise CheckpointError(f"model.pretrained={source!r}: expected a cnnlab run folder or a .safetensors file")
+
+
+def load_pretrained_weights(model: nn.Module, source: str) -> list[str]:
+    """Copy matching tensors from a run's weights; a differently shaped head is left as initialized."""
+    state = load_weights(_weights_file(source))
+    own = model.state_dict()
+    skipped = []
+    loadable = {}
+    for key, value in state.items():
+        if key in own and own[key].shape == value.shape:
+            loadable[key] = value
+        else:
+            skipped.append(key)
+    if not loadable:
+        raise CheckpointError(f"model.pretrained={source!r}: no tensor matches this model's names and shapes; "
+                              f"was it trained with the same model?")
+    with torch.no_grad():
+        for key, value in loadable.items():
+            own[key].copy_(value)
+    if skipped:
+        print(f"pretrained: kept the new initialization for {len(skipped)} tensors whose name or shape differs: "
+              f"{', '.join(skipped[:6])}{' ...' if len(skipped) > 6 else ''}")
+    return skipped

@@ -1,0 +1,129 @@
+"""End-to-end runs on tiny generated CIFAR-format data: the run folder, determinism, errors."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from safetensors.torch import load_file
+
+from cnnlab.experiment import experiment_from_dict, load_experiment
+from cnnlab.train.loop import TrainingDiverged, train
+from engine_helpers import REPO, tiny_overrides
+
+
+def tiny_cfg(*extra: str, recipe: str = "004-a", **kw):
+    return load_experiment(REPO / "recipes" / f"{recipe}.yaml", tiny_overrides(**kw) + list(extra))
+
+
+def test_run_folder_has_everything(tiny_cifar, tmp_path):
+    cfg = tiny_cfg(recipe="004-d", epochs=3, **{"data.normalize": "zscore"})
+    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    run = result.run_dir
+    assert result.status == "completed" and run.parent == tmp_path and run.name.endswith("-004-d")
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "model.safetensors", "curves.png",
+                 "checkpoints/last.pt", "predictions/test.npz", "predictions/train.npz", "predictions/val.npz"):
+        assert (run / name).is_file(), name
+    # the saved config is the resolved one and reloads to the same experiment
+    assert experiment_from_dict(yaml.safe_load((run / "config.yaml").read_text())) == cfg
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    for r in rows:
+        assert set(r) >= {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_sec"}
+        assert 0 <= r["val_acc"] <= 1 and r["images_per_sec"] > 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 3
+    assert summary["params"]["total"] == 82346 and summary["params"]["trainable"] == 81962
+    assert summary["data"] == {"train": 180, "val": 20, "test": 100}
+    assert 0 <= summary["final"]["test_acc"] <= 1 and summary["versions"]["torch"] == torch.__version__
+    preds = np.load(run / "predictions" / "test.npz")
+    assert preds["probs"].shape == (100, 10) and np.allclose(preds["probs"].sum(1), 1, atol=1e-5)
+    acc = (preds["probs"].argmax(1) == preds["labels"]).mean()
+    assert acc == pytest.approx(summary["final"]["test_acc"])
+    with Image.open(run / "curves.png") as im:
+        assert im.size[0] > 200 and im.size[1] > 100
+    # the tiny data is learnable: the engine actually trains
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert summary["final"]["test_acc"] > 0.3
+
+
+def weights_of(run_dir):
+    return load_file(str(run_dir / "model.safetensors"))
+
+
+def test_same_seed_same_weights_other_seed_differs(tiny_cifar, tmp_path):
+    aug = ["augment.hflip=true", "augment.rotation=10", "augment.crop_padding=2"]
+    runs = [train(tiny_cfg(*aug, seed=s), runs_dir=tmp_path / str(i), data_dir=str(tiny_cifar), quiet=True,
+                  log=lambda s: None).run_dir for i, s in enumerate([3, 3, 4])]
+    a, b, c = (weights_of(r) for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tiny_cifar, tmp_path):
+    # SGD with an absurd LR overflows the weights within the second epoch; the run must stop
+    # with a message, and keep the checkpoint and metrics of the last finished epoch.
+    cfg = tiny_cfg("optimizer.name=sgd", "optimizer.lr=1.0e+12", "data.normalize=none", epochs=4)
+    with pytest.raises(TrainingDiverged, match="NaN or infinite") as err:
+        train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    run = next(tmp_path.iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "diverged" and "optimizer.lr" in str(err.value)
+    if summary["epochs_completed"]:
+        ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+        assert ckpt["epoch"] == summary["epochs_completed"]
+        assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert not (run / "model.safetensors").exists()
+
+
+def test_binary_head_on_two_classes(tmp_path):
+    from engine_helpers import learnable_images
+    from PIL import Image as PILImage
+
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(["cats", "dogs"]):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        imgs = learnable_images(np.full(30, k), rng, 2).reshape(30, 3, 32, 32).transpose(0, 2, 3, 1)
+        for i, im in enumerate(imgs):
+            PILImage.fromarray(im).save(tmp_path / "pets" / name / f"{i}.png")
+    cfg = load_experiment(None, tiny_overrides(**{"data.val_size": 0}) + [
+        "data.name=folder", f"data.root={tmp_path / 'pets'}", "data.folder_split=[18, 6, 6]",
+        "model.name=cnn004", "model.kwargs={num_classes: 1}", "optimizer.name=rmsprop", "optimizer.lr=0.001"])
+    result = train(cfg, runs_dir=tmp_path / "runs", quiet=True, log=lambda s: None)
+    preds = np.load(result.run_dir / "predictions" / "test.npz")
+    assert preds["probs"].shape == (12, 1) and ((preds["probs"] >= 0) & (preds["probs"] <= 1)).all()
+    assert result.summary["final"]["test_acc"] is not None
+
+
+def test_class_count_mismatch_is_an_error(tiny_cifar, tmp_path):
+    with pytest.raises(ValueError, match="labels would be out of range"):
+        train(tiny_cfg("model.kwargs={num_classes: 5}"), runs_dir=tmp_path, data_dir=str(tiny_cifar),
+              quiet=True, log=lambda s: None)
+
+
+def test_early_stopping_stops_after_patience(tiny_cifar, tmp_path):
+    cfg = tiny_cfg("early_stopping.patience=1", "early_stopping.monitor=train_loss", "early_stopping.min_delta=100",
+                   epochs=6)
+    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    assert result.status == "early_stopped" and result.summary["epochs_completed"] == 2
+
+
+def test_ema_and_l2_and_schedule_run(tiny_cifar, tmp_path):
+    cfg = tiny_cfg("regularization.ema=0.9", "regularization.l2=0.001", "regularization.grad_clip=1.0",
+                   "schedule.name=onecycle", "regularization.label_smoothing=0.1", "optimizer.name=sgd",
+                   "optimizer.lr=0.05", "optimizer.momentum=0.9", "optimizer.nesterov=true")
+    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    rows = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["lr"] != rows[1]["lr"]   # the schedule moved the LR
+    assert result.status == "completed"
+
+
+def test_pretrained_from_a_run_folder(tiny_cifar, tmp_path):
+    first = train(tiny_cfg(epochs=1), runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    from cnnlab.train.setup import build_model
+
+    cfg = tiny_cfg(f"model.pretrained={first.run_dir}")
+    model = build_model(cfg.model, num_classes=10)
+    saved = weights_of(first.run_dir)
+    assert all(torch.equal(model.state_dict()[k], saved[k]) for k in saved)
