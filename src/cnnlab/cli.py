@@ -66,7 +66,6 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path(f"{args.name}-samples.png")
     print(dataset_info(args.name, args.data_dir, out))
-    print(f"sample grid: {out}")
     return 0
 
 

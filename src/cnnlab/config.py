@@ -132,7 +132,10 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
     except ConfigError:
         raise
     except (ValueError, TypeError) as err:
-        raise ConfigError(f"{prefix}{err}") from None
+        # Config classes' own checks already name their full key ("data.normalize=..."): keep
+        # the message as is then, else say which section it came from.
+        text = str(err)
+        raise ConfigError(text if where and text.startswith(where + ".") else f"{prefix}{text}") from None
 
 
 def to_dict(obj: Any) -> dict:

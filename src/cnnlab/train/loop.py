@@ -75,11 +75,7 @@ class _StopRequest:
             signal.signal(sig, old)
 
 
-def _prepare_run(cfg: ExperimentConfig, runs_dir: Path, resume: Optional[Path], seed_suffix: Optional[int]):
-    if resume is None:
-        run_dir = new_run_dir(runs_dir, cfg.name, seed_suffix)
-        write_text_atomic(run_dir / "config.yaml", experiment_to_yaml(cfg))
-        return cfg, run_dir, None
+def _resume_state(resume: Path):
     run_dir = Path(resume)
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"--resume {run_dir}: not a run folder (no config.yaml)")
@@ -93,7 +89,9 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Opt
           quiet: bool = False, resume: Optional[str | Path] = None, seed_suffix: Optional[int] = None,
           callbacks: Optional[list[Callback]] = None, log: Callable[[str], None] = print) -> RunResult:
     """Train `cfg` into a new run folder under `runs_dir` (or continue the run folder `resume`)."""
-    cfg, run_dir, ckpt = _prepare_run(cfg, Path(runs_dir), Path(resume) if resume else None, seed_suffix)
+    run_dir, ckpt = None, None
+    if resume is not None:
+        cfg, run_dir, ckpt = _resume_state(Path(resume))
     wall_start = time.perf_counter()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -103,7 +101,7 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Opt
     channels_last = runtime.use_channels_last(cfg.channels_last, device)
 
     if not quiet:
-        log(f"cnnlab run {run_dir}\n{experiment_to_yaml(cfg)}")
+        log(experiment_to_yaml(cfg))
     splits = load_splits(cfg.data, seed=cfg.seed, data_dir=data_dir)
     classes = splits.classes
     train_x = splits.train.images.to(device)
@@ -120,6 +118,11 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Opt
     optimizer = build_optimizer(model.parameters(), cfg.optimizer)
     ema = ModelEMA(model, cfg.regularization.ema) if cfg.regularization.ema else None
     params = count_params(model)
+    if run_dir is None:
+        # Created only once data and model are known good, so a bad start leaves no empty run.
+        run_dir = new_run_dir(Path(runs_dir), cfg.name, seed_suffix)
+        write_text_atomic(run_dir / "config.yaml", experiment_to_yaml(cfg))
+    log(f"run folder: {run_dir}")
 
     shuffle_gen = torch.Generator().manual_seed(cfg.seed)
     augment_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)

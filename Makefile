@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make quickstart` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch 2.13.0 lies on this project's machines (a plain `torch` would pull a
+# several-GB CUDA build there). Elsewhere: make TORCH_SPEC=torch
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.cnnlab-installed
+SHARED_DATASETS ?= ../shared/datasets
+# Where the quickstart looks for CIFAR-10: $CNNLAB_DATA if set, else ./data
+export CNNLAB_DATA ?= $(CURDIR)/data
+QUICKSTART_RECIPE ?= recipes/004-a.yaml
+
+.PHONY: install quickstart test data bench clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	@touch $(STAMP)
+
+# Unpack this project's bundled CIFAR-10 when it is beside the checkout and not yet unpacked;
+# otherwise cnnlab finds the data itself ($CNNLAB_DATA, the cache) or downloads it.
+data: $(STAMP)
+	@if [ ! -d "$(CNNLAB_DATA)/cifar-10-batches-py" ] && [ -f "$(SHARED_DATASETS)/unpack.py" ]; then \
+		echo "unpacking the bundled CIFAR-10 into $(CNNLAB_DATA)"; \
+		$(PY) $(SHARED_DATASETS)/unpack.py cifar10 "$(CNNLAB_DATA)"; \
+	fi
+
+quickstart: data
+	$(VENV)/bin/cnnlab train $(QUICKSTART_RECIPE)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: data
+	$(PY) benchmarks/train_speed.py --data-dir "$(CNNLAB_DATA)"
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,119 @@
+"""Config dataclasses of the data layer (validated by the lead's YAML loader, then here)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Optional, Union
+
+DATASET_NAMES = ("cifar10", "cifar100", "folder")
+LABEL_MODES = ("fine", "coarse")
+BAD_IMAGE_MODES = ("stop", "skip")
+NORMALIZE_KINDS = ("none", "unit", "zscore", "per_channel", "imagenet")
+CROP_PAD_MODES = ("reflect", "zero")
+
+
+def _check_choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{key}: {value!r} is not allowed; use one of {', '.join(allowed)}")
+
+
+def _check_min(key: str, value: float, low: float, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+        raise ValueError(f"{key}: {value!r} is not allowed; {what}")
+
+
+@dataclass
+class AugmentConfig:
+    """On-device, batched training-time augmentation. All zero/False = off."""
+
+    hflip: bool = False  # horizontal flip with p = 0.5
+    crop_padding: int = 0  # px; pad then random-crop back to the original size (0 = off)
+    crop_pad_mode: str = "reflect"  # how the crop padding is filled: "reflect" | "zero"
+    width_shift: float = 0.0  # fraction of width; uniform shift in [-w, w] (Keras width_shift_range)
+    height_shift: float = 0.0  # fraction of height
+    rotation: float = 0.0  # degrees; uniform in [-r, r] (Keras rotation_range)
+    cutout: int = 0  # side in px of one square zeroed per image (0 = off)
+
+    _aliases: ClassVar[dict[str, str]] = {
+        "rotation_range": "rotation",
+        "width_shift_range": "width_shift",
+        "height_shift_range": "height_shift",
+        "horizontal_flip": "hflip",
+    }
+
+    def __post_init__(self) -> None:
+        _check_min("augment.crop_padding", self.crop_padding, 0, "use a whole number of pixels >= 0")
+        if not isinstance(self.crop_padding, int):
+            raise ValueError(f"augment.crop_padding: {self.crop_padding!r} is not allowed; use a whole number of pixels >= 0")
+        _check_choice("augment.crop_pad_mode", self.crop_pad_mode, CROP_PAD_MODES)
+        for key in ("width_shift", "height_shift"):
+            value = getattr(self, key)
+            _check_min(f"augment.{key}", value, 0, "use a fraction of the image size in [0, 1)")
+            if value >= 1:
+                raise ValueError(f"augment.{key}: {value!r} is not allowed; use a fraction of the image size in [0, 1)")
+        _check_min("augment.rotation", self.rotation, 0, "use degrees in [0, 180]")
+        if self.rotation > 180:
+            raise ValueError(f"augment.rotation: {self.rotation!r} is not allowed; use degrees in [0, 180]")
+        _check_min("augment.cutout", self.cutout, 0, "use a whole number of pixels >= 0")
+        if not isinstance(self.cutout, int):
+            raise ValueError(f"augment.cutout: {self.cutout!r} is not allowed; use a whole number of pixels >= 0")
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, how it is split, subset and normalized."""
+
+    name: str = "cifar10"  # "cifar10" | "cifar100" | "folder"
+    # folder: root/<class>/**/*.jpg|jpeg|png; cifar: a folder holding cifar-10-batches-py/ (checked first)
+    root: Optional[str] = None
+    label_mode: str = "fine"  # cifar100: "fine" (100 classes) | "coarse" (20)
+    image_size: int = 32  # folder: images resized to image_size x image_size (RGB)
+    # carved from train, stratified & seeded: a count (5000) or a fraction (0.1); 0 = no validation split
+    val_size: Union[int, float] = 0
+    train_subset: Optional[int] = None  # stratified, seeded subset of train (after the val carve)
+    test_subset: Optional[int] = None  # stratified, seeded subset of test
+    # folder: per-class train/val/test, counts ([1200, 400, 400]) or fractions ([0.6, 0.2, 0.2])
+    folder_split: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    bad_images: str = "stop"  # folder: "stop" (raise, listing paths) | "skip" (warn with paths, go on)
+    normalize: str = "per_channel"  # "none" | "unit" | "zscore" | "per_channel" | "imagenet"
+    download: bool = True  # cifar: fetch from the publisher when no local copy is found
+
+    def __post_init__(self) -> None:
+        _check_choice("data.name", self.name, DATASET_NAMES)
+        _check_choice("data.label_mode", self.label_mode, LABEL_MODES)
+        _check_choice("data.bad_images", self.bad_images, BAD_IMAGE_MODES)
+        _check_choice("data.normalize", self.normalize, NORMALIZE_KINDS)
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not 4 <= self.image_size <= 1024:
+            raise ValueError(f"data.image_size: {self.image_size!r} is not allowed; use whole pixels in [4, 1024]")
+        self._check_val_size()
+        for key in ("train_subset", "test_subset"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"data.{key}: {value!r} is not allowed; use a whole number of images >= 1, or null for all")
+        self._check_folder_split()
+        if self.name == "folder" and self.val_size != 0:
+            raise ValueError(
+                f"data.val_size: {self.val_size!r} is not allowed with name: folder; "
+                "set the validation part in data.folder_split instead (e.g. [0.6, 0.2, 0.2])")
+
+    def _check_val_size(self) -> None:
+        v = self.val_size
+        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and v >= 0
+        if ok and isinstance(v, float) and not v.is_integer():
+            ok = v < 1  # a fraction of the train split
+        if not ok:
+            raise ValueError(
+                f"data.val_size: {v!r} is not allowed; use 0 (none), a count of images (5000) or a fraction in (0, 1) (0.1)")
+
+    def _check_folder_split(self) -> None:
+        parts = self.folder_split
+        bad = (not isinstance(parts, list) or len(parts) != 3
+               or any(isinstance(p, bool) or not isinstance(p, (int, float)) or p < 0 for p in parts))
+        if not bad:
+            if all(p <= 1 for p in parts):
+                bad = sum(parts) > 1 + 1e-9 or parts[0] == 0
+            else:
+                bad = any(float(p) != int(p) for p in parts) or parts[0] == 0
+        if bad:
+            raise ValueError(
+                f"data.folder_split: {parts!r} is not allowed; use three per-class parts [train, val, test]: "
+                "fractions summing to at most 1 ([0.6, 0.2, 0.2]) or whole counts ([1200, 400, 400]), train > 0")

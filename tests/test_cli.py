@@ -1,0 +1,74 @@
+"""The command line: thin commands over the API, clear errors with exit codes."""
+import json
+import os
+import re
+
+import pytest
+
+from engine_helpers import REPO, run_cli, tiny_overrides
+
+
+def overrides_args(**kw):
+    out = []
+    for o in tiny_overrides(**kw):
+        out += ["-o", o]
+    return out
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_cifar, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("cli_runs")
+    proc = run_cli("train", str(REPO / "recipes" / "004-b.yaml"), "--runs-dir", str(runs), "--data-dir",
+                   str(tiny_cifar), "-q", *overrides_args(epochs=1))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = proc.stdout.strip().splitlines()[-1]           # the last line is the run folder
+    assert os.path.isdir(run_dir) and run_dir.startswith(str(runs))
+    assert "epoch 1/1" in proc.stdout
+    return runs, run_dir
+
+
+def test_eval_reproduces_the_test_accuracy(finished_run, tiny_cifar):
+    runs, run_dir = finished_run
+    summary = json.load(open(os.path.join(run_dir, "summary.json")))
+    proc = run_cli("eval", run_dir, "--split", "test", "--data-dir", str(tiny_cifar))
+    assert proc.returncode == 0, proc.stderr
+    acc = float(re.search(r"accuracy ([\d.]+)%", proc.stdout).group(1))
+    assert acc == pytest.approx(100 * summary["final"]["test_acc"], abs=0.01)
+
+
+def test_runs_lists_the_run(finished_run):
+    runs, run_dir = finished_run
+    proc = run_cli("runs", str(runs))
+    assert proc.returncode == 0
+    header, _, row = proc.stdout.splitlines()[:3]
+    assert header.split()[:3] == ["run", "model", "params"]
+    assert os.path.basename(run_dir) in row and "cnn004" in row and "82,346" in row and "1/1" in row
+
+
+def test_config_error_exits_2_with_the_key(tiny_cifar, tmp_path):
+    proc = run_cli("train", str(REPO / "recipes" / "004-a.yaml"), "-o", "optimizer.lrr=0.1", "--runs-dir", str(tmp_path))
+    assert proc.returncode == 2
+    assert "unknown key 'lrr'" in proc.stderr and "Did you mean 'lr'" in proc.stderr
+    assert not list(tmp_path.iterdir()), "a config error must not leave a run folder"
+
+
+def test_missing_data_says_where_to_put_it(tmp_path):
+    env = dict(os.environ, CNNLAB_DATA=str(tmp_path / "nothing"), XDG_CACHE_HOME=str(tmp_path / "cache"),
+               CNNLAB_DOWNLOAD_MIRROR="http://127.0.0.1:9/")   # port 9: nothing listens, like no internet
+    proc = run_cli("train", str(REPO / "recipes" / "004-a.yaml"), "--runs-dir", str(tmp_path / "runs"), env=env)
+    assert proc.returncode == 1
+    assert "CNNLAB_DATA" in proc.stderr and "cifar-10-batches-py" in proc.stderr
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir()), "no empty run folder"
+    assert "Traceback" not in proc.stderr
+
+
+def test_eval_of_an_unfinished_run_says_how_to_resume(tmp_path):
+    (tmp_path / "config.yaml").write_text("name: x\n")
+    proc = run_cli("eval", str(tmp_path))
+    assert proc.returncode == 1 and "--resume" in proc.stderr
+
+
+def test_help_lists_the_commands():
+    proc = run_cli("--help")
+    for cmd in ("train", "eval", "runs", "data", "models", "summary", "report", "compare"):
+        assert cmd in proc.stdout

@@ -1,0 +1,36 @@
+"""The real bundled CIFAR-10: sizes, class balance, published statistics."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from data_helpers import REPO, SHARED_DATASETS
+
+from cnnlab.data import DataConfig, Normalizer, load_splits
+
+
+@pytest.fixture(scope="session")
+def real_cifar10_dir(tmp_path_factory) -> Path:
+    """A folder holding cifar-10-batches-py: the lead's unpacked copy, else unpacked once."""
+    if (REPO / "data" / "cifar-10-batches-py" / ".complete").is_file():
+        return REPO / "data"
+    if not (SHARED_DATASETS / "cifar10.npz").is_file():
+        pytest.skip(f"bundled datasets not found at {SHARED_DATASETS}")
+    dest = tmp_path_factory.mktemp("real")
+    subprocess.run([sys.executable, str(SHARED_DATASETS / "unpack.py"), "cifar10", str(dest)], check=True,
+                   capture_output=True)
+    return dest
+
+
+def test_real_cifar10(real_cifar10_dir, monkeypatch):
+    monkeypatch.delenv("CNNLAB_DATA", raising=False)
+    s = load_splits(DataConfig(download=False), 0, str(real_cifar10_dir))
+    assert len(s.train) == 50_000 and len(s.test) == 10_000
+    assert s.train.class_counts() == [5000] * 10 and s.test.class_counts() == [1000] * 10
+    assert s.classes[0] == "airplane" and s.classes[9] == "truck"
+    norm = Normalizer.fit("per_channel", s.train.images)
+    assert torch.allclose(norm.mean / 255, torch.tensor([0.4914, 0.4822, 0.4465]), atol=1e-4)
+    assert torch.allclose(norm.std / 255, torch.tensor([0.2470, 0.2435, 0.2616]), atol=1e-4)
+    carved = load_splits(DataConfig(val_size=10_000, download=False), 0, str(real_cifar10_dir))  # 001-d: 40k/10k/10k
+    assert len(carved.train) == 40_000 and carved.val.class_counts() == [1000] * 10
