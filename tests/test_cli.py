@@ -19,7 +19,7 @@ def overrides_args(**kw):
 def finished_run(tiny_cifar, tmp_path_factory):
     runs = tmp_path_factory.mktemp("cli_runs")
     proc = run_cli("train", str(REPO / "recipes" / "004-b.yaml"), "--runs-dir", str(runs), "--data-dir",
-                   str(tiny_cifar), "-q", *overrides_args(epochs=1))
+                   str(tiny_cifar), "-q", "--no-report", *overrides_args(epochs=1))
     assert proc.returncode == 0, proc.stderr
     run_dir = proc.stdout.strip().splitlines()[-1]           # the last line is the run folder
     assert os.path.isdir(run_dir) and run_dir.startswith(str(runs))

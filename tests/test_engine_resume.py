@@ -16,7 +16,7 @@ OVERRIDES = tiny_overrides(epochs=3, batch_size=4, **{"augment.hflip": "true", "
 
 
 def train_cmd(data_dir, runs_dir):
-    args = ["train", str(REPO / "recipes" / "004-a.yaml"), "--runs-dir", str(runs_dir), "--data-dir", str(data_dir), "-q"]
+    args = ["train", str(REPO / "recipes" / "004-a.yaml"), "--runs-dir", str(runs_dir), "--data-dir", str(data_dir), "-q", "--no-report"]
     for o in OVERRIDES:
         args += ["-o", o]
     return cnnlab_cmd(*args)
@@ -66,7 +66,7 @@ def test_sigkill_then_resume_gives_bitwise_same_weights(tiny_cifar, tmp_path, re
     run = only_run(runs)
     assert not (run / "model.safetensors").exists()
     assert not [p for p in run.rglob("*.tmp")], "a kill must not leave half-written files that count"
-    proc = run_cli("train", "--resume", str(run), "--data-dir", str(tiny_cifar), "-q", timeout=300)
+    proc = run_cli("train", "--resume", str(run), "--data-dir", str(tiny_cifar), "-q", "--no-report", timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == str(run)
     assert_same_weights(load_file(str(run / "model.safetensors")), reference[0])
@@ -84,7 +84,7 @@ def test_ctrl_c_saves_mid_epoch_and_resumes_exactly(tiny_cifar, tmp_path, refere
     assert summary["status"] == "interrupted" and f"--resume {run}" in summary["message"]
     ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["epoch"] >= 1
-    proc = run_cli("train", "--resume", str(run), "--data-dir", str(tiny_cifar), "-q", timeout=300)
+    proc = run_cli("train", "--resume", str(run), "--data-dir", str(tiny_cifar), "-q", "--no-report", timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert_same_weights(load_file(str(run / "model.safetensors")), reference[0])
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"

@@ -19,7 +19,7 @@ def tiny_cfg(*extra: str, recipe: str = "004-a", **kw):
 
 def test_run_folder_has_everything(tiny_cifar, tmp_path):
     cfg = tiny_cfg(recipe="004-d", epochs=3, **{"data.normalize": "zscore"})
-    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None, report=False)
     run = result.run_dir
     assert result.status == "completed" and run.parent == tmp_path and run.name.endswith("-004-d")
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "model.safetensors", "curves.png",
@@ -55,7 +55,7 @@ def weights_of(run_dir):
 def test_same_seed_same_weights_other_seed_differs(tiny_cifar, tmp_path):
     aug = ["augment.hflip=true", "augment.rotation=10", "augment.crop_padding=2"]
     runs = [train(tiny_cfg(*aug, seed=s), runs_dir=tmp_path / str(i), data_dir=str(tiny_cifar), quiet=True,
-                  log=lambda s: None).run_dir for i, s in enumerate([3, 3, 4])]
+                  log=lambda s: None, report=False).run_dir for i, s in enumerate([3, 3, 4])]
     a, b, c = (weights_of(r) for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
@@ -66,7 +66,7 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tiny_cifar, 
     # with a message, and keep the checkpoint and metrics of the last finished epoch.
     cfg = tiny_cfg("optimizer.name=sgd", "optimizer.lr=1.0e+12", "data.normalize=none", epochs=4)
     with pytest.raises(TrainingDiverged, match="NaN or infinite") as err:
-        train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+        train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None, report=False)
     run = next(tmp_path.iterdir())
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "diverged" and "optimizer.lr" in str(err.value)
@@ -90,7 +90,7 @@ def test_binary_head_on_two_classes(tmp_path):
     cfg = load_experiment(None, tiny_overrides(**{"data.val_size": 0}) + [
         "data.name=folder", f"data.root={tmp_path / 'pets'}", "data.folder_split=[18, 6, 6]",
         "model.name=cnn004", "model.kwargs={num_classes: 1}", "optimizer.name=rmsprop", "optimizer.lr=0.001"])
-    result = train(cfg, runs_dir=tmp_path / "runs", quiet=True, log=lambda s: None)
+    result = train(cfg, runs_dir=tmp_path / "runs", quiet=True, log=lambda s: None, report=False)
     preds = np.load(result.run_dir / "predictions" / "test.npz")
     assert preds["probs"].shape == (12, 1) and ((preds["probs"] >= 0) & (preds["probs"] <= 1)).all()
     assert result.summary["final"]["test_acc"] is not None
@@ -99,13 +99,13 @@ def test_binary_head_on_two_classes(tmp_path):
 def test_class_count_mismatch_is_an_error(tiny_cifar, tmp_path):
     with pytest.raises(ValueError, match="labels would be out of range"):
         train(tiny_cfg("model.kwargs={num_classes: 5}"), runs_dir=tmp_path, data_dir=str(tiny_cifar),
-              quiet=True, log=lambda s: None)
+              quiet=True, log=lambda s: None, report=False)
 
 
 def test_early_stopping_stops_after_patience(tiny_cifar, tmp_path):
     cfg = tiny_cfg("early_stopping.patience=1", "early_stopping.monitor=train_loss", "early_stopping.min_delta=100",
                    epochs=6)
-    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None, report=False)
     assert result.status == "early_stopped" and result.summary["epochs_completed"] == 2
 
 
@@ -113,14 +113,14 @@ def test_ema_and_l2_and_schedule_run(tiny_cifar, tmp_path):
     cfg = tiny_cfg("regularization.ema=0.9", "regularization.l2=0.001", "regularization.grad_clip=1.0",
                    "schedule.name=onecycle", "regularization.label_smoothing=0.1", "optimizer.name=sgd",
                    "optimizer.lr=0.05", "optimizer.momentum=0.9", "optimizer.nesterov=true")
-    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None, report=False)
     rows = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["lr"] != rows[1]["lr"]   # the schedule moved the LR
     assert result.status == "completed"
 
 
 def test_pretrained_from_a_run_folder(tiny_cifar, tmp_path):
-    first = train(tiny_cfg(epochs=1), runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    first = train(tiny_cfg(epochs=1), runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None, report=False)
     from cnnlab.train.setup import build_model
 
     cfg = tiny_cfg(f"model.pretrained={first.run_dir}")

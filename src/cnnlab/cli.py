@@ -18,7 +18,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.experiment or args.override:
             raise ValueError("--resume continues a run with its saved config: give no experiment file or -o")
-        result = train(None, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet)
+        result = train(None, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet, report=not args.no_report)
         print(result.run_dir)
         return EXIT_INTERRUPTED if result.status == "interrupted" else 0
     if not args.experiment:
@@ -29,7 +29,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     for seed in seeds:
         if seed is not None:
             cfg = load_experiment(args.experiment, list(args.override) + [f"seed={seed}"])
-        result = train(cfg, runs_dir=args.runs_dir, data_dir=args.data_dir, quiet=args.quiet, seed_suffix=seed)
+        result = train(cfg, runs_dir=args.runs_dir, data_dir=args.data_dir, quiet=args.quiet, seed_suffix=seed,
+                       report=not args.no_report)
         run_dirs.append(result.run_dir)
         if result.status == "interrupted":
             print(result.run_dir)
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN", help="continue a killed or interrupted run folder")
     t.add_argument("--seeds", type=int, default=1, help="repeat with seeds seed, seed+1, ... (tables show mean ± std)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars: one line per epoch")
+    t.add_argument("--no-report", action="store_true", help="skip report.html/report.md (write later: cnnlab report RUN)")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="re-evaluate a run's saved weights on a split")

@@ -87,8 +87,13 @@ def _resume_state(resume: Path):
 
 def train(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Optional[str] = None,
           quiet: bool = False, resume: Optional[str | Path] = None, seed_suffix: Optional[int] = None,
-          callbacks: Optional[list[Callback]] = None, log: Callable[[str], None] = print) -> RunResult:
-    """Train `cfg` into a new run folder under `runs_dir` (or continue the run folder `resume`)."""
+          callbacks: Optional[list[Callback]] = None, log: Callable[[str], None] = print,
+          report: bool = True) -> RunResult:
+    """Train `cfg` into a new run folder under `runs_dir` (or continue the run folder `resume`).
+
+    `report=False` skips the HTML/Markdown report (seconds of matplotlib); `cnnlab report RUN`
+    writes it later from the saved predictions.
+    """
     run_dir, ckpt = None, None
     if resume is not None:
         cfg, run_dir, ckpt = _resume_state(Path(resume))
@@ -281,7 +286,7 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Opt
     save_weights(eval_model, run_dir / "model.safetensors",
                  metadata={"model": cfg.model.name, "num_classes": str(len(classes))})
     write_json(run_dir / "summary.json", summary)
-    _write_figures_and_report(run_dir, history, splits, log)
+    _write_figures_and_report(run_dir, history, splits, log, report)
     for cb in callbacks:
         cb.on_train_end({**summary, "run_dir": str(run_dir)})
     return RunResult(run_dir, status, summary)
@@ -335,7 +340,7 @@ def _final_evaluation(model, splits, normalizer, cfg, amp_dtype, channels_last, 
     return out
 
 
-def _write_figures_and_report(run_dir: Path, history: list[dict], splits, log) -> None:
+def _write_figures_and_report(run_dir: Path, history: list[dict], splits, log, report: bool) -> None:
     """Figures and report pages; a failure here is reported but never loses the finished run."""
     from cnnlab.report.curves import plot_curves
 
@@ -343,6 +348,8 @@ def _write_figures_and_report(run_dir: Path, history: list[dict], splits, log) -
         plot_curves(history, run_dir / "curves.png", title=run_dir.name)
     except Exception as err:  # the run's numbers are already saved; say what failed
         log(f"warning: could not draw curves.png: {err}")
+    if not report:
+        return
     try:
         from cnnlab.report import write_run_report
     except ImportError:
