@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,3 +15,19 @@ def tiny_cifar(tmp_path_factory) -> Path:
     from engine_helpers import make_learnable_cifar10
 
     return make_learnable_cifar10(tmp_path_factory.mktemp("tiny_cifar"))
+
+
+@pytest.fixture(scope="session")
+def real_cifar10_dir(tmp_path_factory) -> Path:
+    """A folder holding the real cifar-10-batches-py: ./data if unpacked there, else unpacked once
+    from ../shared/datasets (about 30 s); skipped when the bundled datasets are absent."""
+    from engine_helpers import REPO, SHARED_DATASETS
+
+    if (REPO / "data" / "cifar-10-batches-py" / ".complete").is_file():
+        return REPO / "data"
+    if not (SHARED_DATASETS / "cifar10.npz").is_file():
+        pytest.skip(f"bundled datasets not found at {SHARED_DATASETS}: the real-CIFAR tests need them")
+    dest = tmp_path_factory.mktemp("real_cifar10")
+    subprocess.run([sys.executable, str(SHARED_DATASETS / "unpack.py"), "cifar10", str(dest)], check=True,
+                   capture_output=True)
+    return dest

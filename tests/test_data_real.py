@@ -1,26 +1,8 @@
 """The real bundled CIFAR-10: sizes, class balance, published statistics."""
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-from data_helpers import REPO, SHARED_DATASETS
 
 from cnnlab.data import DataConfig, Normalizer, load_splits
-
-
-@pytest.fixture(scope="session")
-def real_cifar10_dir(tmp_path_factory) -> Path:
-    """A folder holding cifar-10-batches-py: the lead's unpacked copy, else unpacked once."""
-    if (REPO / "data" / "cifar-10-batches-py" / ".complete").is_file():
-        return REPO / "data"
-    if not (SHARED_DATASETS / "cifar10.npz").is_file():
-        pytest.skip(f"bundled datasets not found at {SHARED_DATASETS}")
-    dest = tmp_path_factory.mktemp("real")
-    subprocess.run([sys.executable, str(SHARED_DATASETS / "unpack.py"), "cifar10", str(dest)], check=True,
-                   capture_output=True)
-    return dest
 
 
 def test_real_cifar10(real_cifar10_dir, monkeypatch):
