@@ -9,6 +9,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors gain nothing from two OpenMP threads, and on a busy 2-core machine spinning
+    threads make a 30 ms step take seconds; subprocess tests pass threads=1 themselves."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_cifar(tmp_path_factory) -> Path:
     """A learnable 200/100-image CIFAR-10-format folder (shared, read-only by convention)."""

@@ -72,3 +72,27 @@ def test_help_lists_the_commands():
     proc = run_cli("--help")
     for cmd in ("train", "eval", "runs", "data", "models", "summary", "report", "compare"):
         assert cmd in proc.stdout
+
+
+@pytest.mark.parametrize("model, total, trainable, non_trainable", [
+    ("cnn004", "82,346", "81,962", "384"),            # report 004-a
+    ("densenet000b", "45,634", "44,410", "1,224"),    # report 000-b
+])
+def test_summary_command_prints_the_reports_counts(model, total, trainable, non_trainable):
+    proc = run_cli("summary", model)
+    assert proc.returncode == 0, proc.stderr
+    assert f"Total params: {total}\n" in proc.stdout
+    assert f"Trainable params: {trainable}\n" in proc.stdout
+    assert f"Non-trainable params: {non_trainable}\n" in proc.stdout
+
+
+def test_models_command_lists_names_first():
+    proc = run_cli("models")
+    assert proc.returncode == 0
+    names = [line.split()[0] for line in proc.stdout.splitlines()[1:] if line.strip()]
+    assert {"cnn004", "resnet20", "mobilenetv2", "vgg16"} <= set(names)
+
+
+def test_unknown_model_suggests_a_name():
+    proc = run_cli("summary", "cnn04")
+    assert proc.returncode == 1 and "cnn004" in proc.stderr and "cnnlab models" in proc.stderr

@@ -127,3 +127,19 @@ def test_pretrained_from_a_run_folder(tiny_cifar, tmp_path):
     model = build_model(cfg.model, num_classes=10)
     saved = weights_of(first.run_dir)
     assert all(torch.equal(model.state_dict()[k], saved[k]) for k in saved)
+
+
+def test_flip_tta_adds_a_second_test_row(tiny_cifar, tmp_path):
+    result = train(tiny_cfg("tta=true", epochs=1), runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True,
+                   log=lambda s: None, report=False)
+    tta = np.load(result.run_dir / "predictions" / "test_tta.npz")
+    plain = np.load(result.run_dir / "predictions" / "test.npz")
+    assert tta["probs"].shape == plain["probs"].shape and not np.allclose(tta["probs"], plain["probs"])
+    assert result.summary["final"]["test_tta_acc"] == pytest.approx((tta["probs"].argmax(1) == tta["labels"]).mean())
+
+
+def test_unknown_logger_is_a_config_error_before_any_run_folder(tiny_cifar, tmp_path):
+    with pytest.raises(ValueError, match="unknown logger"):
+        train(tiny_cfg("logging={wandb: true}"), runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True,
+              log=lambda s: None, report=False)
+    assert not list(tmp_path.iterdir())

@@ -78,10 +78,13 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from cnnlab.models import create_model, summary
+    from cnnlab.models import create_model, model_info, summary
 
-    model = create_model(args.model, num_classes=args.num_classes)
-    print(summary(model, input_size=args.input_size))
+    info = model_info(args.model)
+    size = args.input_size or info.input_size   # e.g. 150 for cnn001a
+    classes = args.num_classes or info.num_classes   # e.g. 1 sigmoid output for cnn001a, 200 for autokeras003b
+    model = create_model(args.model, num_classes=classes, input_size=size)
+    print(summary(model, input_size=size))
     return 0
 
 
@@ -171,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("summary", help="Keras-style summary of a model")
     s.add_argument("model")
-    s.add_argument("--input-size", type=int, default=32)
-    s.add_argument("--num-classes", type=int, default=10)
+    s.add_argument("--input-size", type=int, default=None, help="default: the model's own input size")
+    s.add_argument("--num-classes", type=int, default=None, help="default: the model's own (10 for CIFAR models)")
     s.set_defaults(func=_cmd_summary)
 
     c = sub.add_parser("config", help="print the resolved config of an experiment")

@@ -22,7 +22,7 @@ class ModelConfig:
     kwargs: dict = field(default_factory=dict)   # passed to create_model (it rejects unknown ones)
     init: str = "default"                        # default | normal | glorot | he
     init_std: float = 0.01                       # std of init "normal"
-    pretrained: Optional[str] = None             # a run folder / .safetensors file to start from
+    pretrained: Optional[str] = None             # imagenet | a URL | a run folder | a .safetensors/.pt file
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
@@ -49,6 +49,9 @@ class ExperimentConfig:
     precision: str = "auto"          # auto: bf16 autocast on CUDA, fp32 on CPU
     channels_last: Optional[bool] = None   # null = auto (on for CUDA)
     threads: Optional[int] = None    # CPU threads for torch; null = torch's default
+    tta: bool = False                # also score test with flip test-time augmentation (a second report row)
+    # Optional loggers for people who use them: {tensorboard: true, mlflow: {experiment: NAME}}
+    logging: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

@@ -21,6 +21,7 @@ from cnnlab.config import to_dict
 from cnnlab.data import Augmenter, Normalizer, load_splits
 from cnnlab.experiment import ExperimentConfig, experiment_from_dict, experiment_to_yaml
 from cnnlab.models import count_params
+from cnnlab.report.loggers import loggers_from_settings
 from cnnlab.train import runtime
 from cnnlab.train.callbacks import Callback, ProgressPrinter
 from cnnlab.train.checkpoint import (load_checkpoint, restore_rng_state, rng_state, save_checkpoint,
@@ -123,6 +124,7 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Opt
     optimizer = build_optimizer(model.parameters(), cfg.optimizer)
     ema = ModelEMA(model, cfg.regularization.ema) if cfg.regularization.ema else None
     params = count_params(model)
+    loggers = loggers_from_settings(cfg.logging)   # checked before a run folder exists
     if run_dir is None:
         # Created only once data and model are known good, so a bad start leaves no empty run.
         run_dir = new_run_dir(Path(runs_dir), cfg.name, seed_suffix)
@@ -158,7 +160,7 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Opt
         write_metrics(run_dir / "metrics.jsonl", history)  # drop lines written after the checkpoint
         log(f"resuming {run_dir} at epoch {start_epoch + 1}, step {start_step}/{steps_per_epoch}")
 
-    callbacks = list(callbacks or []) + [ProgressPrinter(quiet=quiet, log=log)]
+    callbacks = list(callbacks or []) + loggers + [ProgressPrinter(quiet=quiet, log=log)]
     base_logs = {"run_dir": str(run_dir), "epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch,
                  "params": params, "device": str(device)}
     for cb in callbacks:
@@ -337,6 +339,18 @@ def _final_evaluation(model, splits, normalizer, cfg, amp_dtype, channels_last, 
             np.savez_compressed(tmp, probs=probabilities(res.logits).numpy().astype(np.float32),
                                 labels=ds.labels.numpy().astype(np.int64), indices=ds.indices.numpy().astype(np.int64))
             tmp.replace(pred_dir / f"{split_name}.npz")
+    if cfg.tta and splits.test is not None:
+        from cnnlab.evaluate.tta import flip_tta_probabilities
+
+        probs = flip_tta_probabilities(model, splits.test.images, normalizer, cfg.eval_batch_size, amp_dtype,
+                                       channels_last)
+        labels = splits.test.labels.numpy()
+        pred = (probs[:, 0] > 0.5).astype(np.int64) if probs.shape[1] == 1 else probs.argmax(1)
+        out["test_tta_acc"] = float((pred == labels).mean())
+        tmp = pred_dir / ".test_tta.tmp.npz"
+        np.savez_compressed(tmp, probs=probs.astype(np.float32), labels=labels.astype(np.int64),
+                            indices=splits.test.indices.numpy().astype(np.int64))
+        tmp.replace(pred_dir / "test_tta.npz")
     return out
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from cnnlab.experiment import ModelConfig
-from cnnlab.models import create_model, init_weights
-from cnnlab.train.checkpoint import CheckpointError, load_weights
+from cnnlab.models import create_model, init_weights, load_imagenet, load_pretrained
+from cnnlab.train.checkpoint import CheckpointError
 
 
 def build_model(cfg: ModelConfig, num_classes: int, in_chans: int = 3) -> nn.Module:
@@ -25,7 +24,7 @@ def build_model(cfg: ModelConfig, num_classes: int, in_chans: int = 3) -> nn.Mod
     if cfg.init != "default":
         init_weights(model, cfg.init, cfg.init_std)
     if cfg.pretrained:
-        load_pretrained_weights(model, cfg.pretrained)
+        load_pretrained_weights(model, cfg.pretrained, cfg.name)
     return model
 
 
@@ -42,24 +41,14 @@ def _weights_file(source: str) -> Path:
     raise CheckpointError(f"model.pretrained={source!r}: expected a cnnlab run folder or a .safetensors file")
 
 
-def load_pretrained_weights(model: nn.Module, source: str) -> list[str]:
-    """Copy matching tensors from a run's weights; a differently shaped head is left as initialized."""
-    state = load_weights(_weights_file(source))
-    own = model.state_dict()
-    skipped = []
-    loadable = {}
-    for key, value in state.items():
-        if key in own and own[key].shape == value.shape:
-            loadable[key] = value
-        else:
-            skipped.append(key)
-    if not loadable:
-        raise CheckpointError(f"model.pretrained={source!r}: no tensor matches this model's names and shapes; "
-                              f"was it trained with the same model?")
-    with torch.no_grad():
-        for key, value in loadable.items():
-            own[key].copy_(value)
-    if skipped:
-        print(f"pretrained: kept the new initialization for {len(skipped)} tensors whose name or shape differs: "
-              f"{', '.join(skipped[:6])}{' ...' if len(skipped) > 6 else ''}")
-    return skipped
+def load_pretrained_weights(model: nn.Module, source: str, model_name: str) -> None:
+    """`imagenet` (the publisher's checkpoint for this model), a URL, a run folder or a weights file.
+
+    Tensors whose shape differs (a new classification head) keep their fresh initialization.
+    """
+    if source == "imagenet":
+        load_imagenet(model, model_name)
+    elif source.startswith(("http://", "https://")):
+        load_pretrained(model, source, progress=True)
+    else:
+        load_pretrained(model, str(_weights_file(source)))

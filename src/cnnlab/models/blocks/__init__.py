@@ -1,0 +1,17 @@
+"""Public, composable building blocks of cnnlab models.
+
+Every block takes its input channel count first and exposes ``out_chans``.
+"""
+from .activation import ACTIVATIONS, make_activation
+from .conv import ConvBNAct, resolve_padding
+from .dense import DenseBlock, DenseLayer, Transition
+from .inception import InceptionBlock
+from .inverted_residual import ConvNormAct, InvertedResidual
+from .residual import BasicBlock, ConcatResidual, PadShortcut
+from .vgg import VGGStage, vgg_stage_layers
+
+__all__ = [
+    "ACTIVATIONS", "make_activation", "ConvBNAct", "resolve_padding", "DenseBlock", "DenseLayer",
+    "Transition", "InceptionBlock", "ConvNormAct", "InvertedResidual", "BasicBlock", "ConcatResidual",
+    "PadShortcut", "VGGStage", "vgg_stage_layers",
+]

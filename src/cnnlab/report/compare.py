@@ -1,0 +1,185 @@
+"""Compare runs: the summary table of report 003 (mean ± std over seeds) and overlaid curves."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from cnnlab.report import _format as show
+from cnnlab.report._figures import new_figure, save_figure
+from cnnlab.report.blocks import Paragraph, Section, Table, markdown_table, render_html
+from cnnlab.report.curves import epoch_axis
+from cnnlab.report.run_folder import RunData, load_run
+
+# (column header, value key read by _value)
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("train loss", "train_loss"), ("train acc", "train_acc"), ("val loss", "val_loss"),
+    ("val acc", "val_acc"), ("test acc", "test_acc"), ("params", "params"), ("epochs", "epochs"),
+    ("wall time", "wall_seconds"),
+)
+FORMATS = ("md", "csv", "html")
+
+
+@dataclass
+class Stat:
+    """Mean and sample standard deviation (ddof=1) over the runs that have the value; std is None when n < 2."""
+
+    mean: float | None
+    std: float | None
+    n: int
+
+
+@dataclass
+class ComparisonRow:
+    """One experiment: all its runs (seeds) aggregated."""
+
+    experiment: str
+    runs: list[str]
+    seeds: list[object]
+    stats: dict[str, Stat]
+
+
+def _value(run: RunData, key: str) -> float | None:
+    summary = run.summary or {}
+    if key == "params":
+        total = (summary.get("params") or {}).get("total")
+        return None if total is None else float(total)
+    if key == "epochs":
+        done = summary.get("epochs_completed", len(run.metrics) or None)
+        return None if done is None else float(done)
+    if key == "wall_seconds":
+        seconds = summary.get("wall_seconds")
+        return None if seconds is None else float(seconds)
+    return run.final(key)
+
+
+def _stat(values: Sequence[float | None]) -> Stat:
+    present = np.array([v for v in values if v is not None], dtype=np.float64)
+    if present.size == 0:
+        return Stat(None, None, 0)
+    std = float(np.std(present, ddof=1)) if present.size > 1 else None
+    return Stat(float(present.mean()), std, int(present.size))
+
+
+def comparison_rows(run_dirs: Iterable[Path]) -> list[ComparisonRow]:
+    """Load runs and group them by experiment ``name`` (seeds of one experiment share a row), in first-seen order."""
+    run_dirs = [Path(d) for d in run_dirs]
+    if not run_dirs:
+        raise ValueError("no runs to compare: pass at least one run folder")
+    groups: dict[str, list[RunData]] = {}
+    for run_dir in run_dirs:
+        run = load_run(run_dir)
+        groups.setdefault(run.name, []).append(run)
+    rows = []
+    for name, runs in groups.items():
+        stats = {key: _stat([_value(r, key) for r in runs]) for _, key in COLUMNS}
+        seeds = [(r.summary or {}).get("seed", (r.config or {}).get("seed")) for r in runs]
+        rows.append(ComparisonRow(experiment=name, runs=[r.run_id for r in runs], seeds=seeds, stats=stats))
+    return rows
+
+
+def _show(key: str, value: float | None) -> str:
+    if key.endswith("_acc"):
+        return show.percent(value)
+    if key.endswith("_loss"):
+        return show.decimal(value)
+    if key == "wall_seconds":
+        return show.duration(value)
+    if key == "params":
+        return show.integer(value)
+    return show.decimal(value, 1) if value is not None and value != int(value) else show.integer(value)
+
+
+def format_stat(key: str, stat: Stat) -> str:
+    """"82.21% ± 0.35%" for accuracies over seeds, the plain value for one run, "—" when absent."""
+    if stat.mean is None:
+        return show.ABSENT
+    if stat.std is None or (stat.std == 0 and key in ("params", "epochs")):  # same model/length: no spread to show
+        return _show(key, stat.mean)
+    if key.endswith("_acc"):
+        return f"{100 * stat.mean:.2f} ± {100 * stat.std:.2f}%"
+    if key.endswith("_loss"):
+        return f"{stat.mean:.4f} ± {stat.std:.4f}"
+    return f"{_show(key, stat.mean)} ± {_show(key, stat.std)}"
+
+
+def comparison_table(rows: Sequence[ComparisonRow]) -> Table:
+    """The comparison as a format-neutral table (sortable in HTML by raw mean values)."""
+    headers = ["experiment", "n"] + [header for header, _ in COLUMNS]
+    shown = [[row.experiment, str(len(row.runs))] + [format_stat(key, row.stats[key]) for _, key in COLUMNS]
+             for row in rows]
+    values = [[row.experiment, len(row.runs)] + [row.stats[key].mean for _, key in COLUMNS] for row in rows]
+    return Table(headers=headers, rows=shown, sort_values=values, sortable=True, table_id="comparison")
+
+
+def _csv(rows: Sequence[ComparisonRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = ["experiment", "n", "runs"]
+    for _, key in COLUMNS:
+        header += [f"{key}_mean", f"{key}_std"]
+    writer.writerow(header)
+    for row in rows:
+        line: list[object] = [row.experiment, len(row.runs), ";".join(row.runs)]
+        for _, key in COLUMNS:
+            stat = row.stats[key]
+            line += ["" if stat.mean is None else repr(stat.mean), "" if stat.std is None else repr(stat.std)]
+        writer.writerow(line)
+    return buffer.getvalue()
+
+
+def compare_runs(run_dirs: Iterable[Path], fmt: str = "md") -> str:
+    """The summary table of report 003 for ``run_dirs``: one row per experiment name.
+
+    Columns: experiment, n (runs), train loss, train acc, val loss, val acc, test acc, params,
+    epochs, wall time. Runs sharing a ``name`` (different seeds) are one row with
+    mean ± sample std (ddof=1). ``fmt``: "md" (Markdown table), "csv" (raw means and stds),
+    "html" (a self-contained page with a sortable table).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    rows = comparison_rows(run_dirs)
+    if fmt == "csv":
+        return _csv(rows)
+    table = comparison_table(rows)
+    note = "Values are mean ± sample standard deviation (ddof=1) over the n runs (seeds) of an experiment."
+    if fmt == "md":
+        return markdown_table(table.headers, table.rows) + "\n\n" + note + "\n"
+    return render_html("cnnlab comparison", [Section("Runs", [table, Paragraph(note)])])
+
+
+def plot_overlaid_curves(run_dirs: Iterable[Path], out_png: Path, title: str = "") -> Path:
+    """Loss and accuracy per epoch of several runs on one two-panel figure.
+
+    Each run has one colour: train solid, validation dashed. Written atomically; returns ``out_png``.
+    """
+    runs = [load_run(Path(d)) for d in run_dirs]
+    if not runs:
+        raise ValueError("no runs to plot: pass at least one run folder")
+    fig = new_figure(12, 4.5)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    colours = [f"C{i % 10}" for i in range(len(runs))]
+    last_epoch = max((int(r["epoch"]) for run in runs for r in run.metrics), default=1)
+    for run, colour in zip(runs, colours):
+        label = f"{run.name} (s{(run.summary or {}).get('seed')})" if run.summary else run.run_id
+        for ax, key, scale in ((loss_ax, "loss", 1.0), (acc_ax, "acc", 100.0)):
+            for split, style, suffix in (("train", "-", "train"), ("val", "--", "val")):
+                points = [(r["epoch"], r[f"{split}_{key}"] * scale) for r in run.metrics if r.get(f"{split}_{key}") is not None]
+                if points:
+                    epochs, values = zip(*points)
+                    ax.plot(epochs, values, style, color=colour, label=f"{label} {suffix}")
+    for ax, name in ((loss_ax, "loss"), (acc_ax, "accuracy (%)")):
+        epoch_axis(ax, last_epoch)
+        ax.set_ylabel(name)
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    loss_ax.set_title("loss (solid: train, dashed: validation)")
+    acc_ax.set_title("accuracy")
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, Path(out_png))

@@ -1,0 +1,42 @@
+"""Flip test-time augmentation on a tiny real network."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnlab.evaluate.tta import flip_tta_probabilities
+
+
+def _normalize(x: torch.Tensor) -> torch.Tensor:
+    return x.float() / 255.0 - 0.5
+
+
+def _images(n: int = 6) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+
+def test_flip_tta_is_the_mean_of_plain_and_mirrored_probabilities() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))  # position-dependent: a flip changes its output
+    model.train()
+    images = _images()
+    probs = flip_tta_probabilities(model, images, _normalize, batch_size=4)
+    with torch.no_grad():
+        plain = torch.softmax(model(_normalize(images)), dim=1)
+        mirrored = torch.softmax(model(_normalize(images.flip(-1))), dim=1)
+    np.testing.assert_allclose(probs, ((plain + mirrored) / 2).numpy(), atol=1e-6)
+    assert not np.allclose(probs, plain.numpy(), atol=1e-3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert model.training  # mode restored
+
+
+def test_flip_invariant_model_is_unchanged_and_sigmoid_output_stays_one_column() -> None:
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 1))  # mirror-invariant
+    images = _images()
+    probs = flip_tta_probabilities(model, images, _normalize, batch_size=5)
+    with torch.no_grad():
+        expected = torch.sigmoid(model(_normalize(images))).numpy()
+    assert probs.shape == (6, 1)
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
