@@ -83,3 +83,12 @@ def test_shipped_recipes_load(recipe):
 
     cfg = load_experiment(REPO / "recipes" / f"{recipe}.yaml")
     assert cfg.name == recipe and cfg.model.name == "cnn004"
+
+
+def test_public_api_imports_in_any_order():
+    import cnnlab
+    from cnnlab import load_experiment as le
+    from cnnlab.train import train as train_fn
+
+    assert callable(le) and callable(train_fn) and train_fn.__name__ == "train"
+    assert callable(cnnlab.create_model) and callable(cnnlab.summary)

@@ -1,4 +1,9 @@
-"""cnnlab: image-classification experiments with convolutional networks, end to end."""
+"""cnnlab: image-classification experiments with convolutional networks, end to end.
+
+    from cnnlab import load_experiment
+    from cnnlab.train import train      # `cnnlab.train` is the subpackage, so the function lives in it
+    result = train(load_experiment("recipes/004-a.yaml", ["epochs=3"]))
+"""
 
 __version__ = "0.1.0"
 
@@ -9,7 +14,7 @@ def __getattr__(name: str):
         from cnnlab import experiment
 
         return getattr(experiment, name)
-    if name in ("train", "RunResult", "TrainingDiverged"):
+    if name in ("RunResult", "TrainingDiverged"):
         from cnnlab.train import loop
 
         return getattr(loop, name)
@@ -24,5 +29,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
 
 
-__all__ = ["load_experiment", "ExperimentConfig", "train", "RunResult", "TrainingDiverged", "create_model",
+__all__ = ["load_experiment", "ExperimentConfig", "RunResult", "TrainingDiverged", "create_model",
            "list_models", "count_params", "summary", "__version__"]

@@ -1,0 +1,75 @@
+"""Load the first N CIFAR-10 training images from the publisher's pickle folder.
+
+Shared by every benchmark script, so all frameworks train on byte-identical inputs. Uses only
+the standard library and numpy, because it must import inside the separate Keras venv too.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+# Default location of the unpacked CIFAR-10 folder: <repo>/data/cifar-10-batches-py.
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "cifar-10-batches-py"
+TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
+IMAGES_PER_BATCH_FILE = 10_000
+NUM_CLASSES = 10
+UNPACK_HINT = "python /work/shared/datasets/unpack.py cifar10 DEST  (then pass --data-dir DEST/cifar-10-batches-py)"
+
+
+class CifarDataError(ValueError):
+    """The CIFAR-10 folder is missing, incomplete or malformed; the message says how to fix it."""
+
+
+def load_cifar10_train(data_dir: Path | str, num_images: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (images, labels) for the first `num_images` training images, in file order.
+
+    images: float32, shape (N, 32, 32, 3), channels last, values in [0, 1] (pixel / 255).
+    labels: int64, shape (N,), class ids 0..9.
+    Raises CifarDataError naming the problem when the folder is absent or a file is malformed.
+    """
+    data_dir = Path(data_dir)
+    max_images = IMAGES_PER_BATCH_FILE * len(TRAIN_BATCHES)
+    if not 1 <= num_images <= max_images:
+        raise CifarDataError(f"num_images must be between 1 and {max_images}, got {num_images}")
+    if not data_dir.is_dir():
+        raise CifarDataError(f"CIFAR-10 folder {data_dir} does not exist; create it with: {UNPACK_HINT}")
+
+    pixel_rows: list[np.ndarray] = []
+    label_rows: list[np.ndarray] = []
+    loaded = 0
+    for name in TRAIN_BATCHES:
+        if loaded >= num_images:
+            break
+        data, labels = _read_batch(data_dir / name)
+        take = min(num_images - loaded, len(labels))
+        pixel_rows.append(data[:take])
+        label_rows.append(labels[:take])
+        loaded += take
+
+    pixels = np.concatenate(pixel_rows)
+    # Publisher layout: each row is 1024 red, 1024 green, 1024 blue values, row-major 32x32.
+    images = pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32) / 255.0
+    return np.ascontiguousarray(images), np.concatenate(label_rows).astype(np.int64)
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one data_batch_i pickle and check its structure (not its checksum; see datasets README)."""
+    if not path.is_file():
+        raise CifarDataError(f"{path} is missing; the folder is incomplete. Re-create it with: {UNPACK_HINT}")
+    with open(path, "rb") as fh:
+        try:
+            entry = pickle.load(fh, encoding="bytes")
+        except Exception as err:  # a truncated or foreign file raises many different types
+            raise CifarDataError(f"{path} is not a readable CIFAR pickle ({err}); re-create it with: {UNPACK_HINT}") from None
+    if not isinstance(entry, dict) or b"data" not in entry or b"labels" not in entry:
+        raise CifarDataError(f"{path} lacks the 'data'/'labels' entries of a CIFAR-10 batch; is it CIFAR-100?")
+    data = np.asarray(entry[b"data"], dtype=np.uint8)
+    labels = np.asarray(entry[b"labels"], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
+        raise CifarDataError(f"{path}: expected data of shape (N, 3072) with N labels, got {data.shape} and {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise CifarDataError(f"{path}: labels outside 0..{NUM_CLASSES - 1}")
+    return data, labels

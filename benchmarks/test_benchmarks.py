@@ -1,0 +1,192 @@
+"""Tests of the train-speed benchmark on tiny generated CIFAR-format folders (no bundled data needed).
+
+Run: .venv/bin/python -m pytest benchmarks -q
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench_common import EXPECTED_PARAMS_004A, steady_images_per_sec
+from cifar_pickles import CifarDataError, load_cifar10_train
+from train_speed import (BenchmarkError, format_table, interleaved_order, main as driver_main, parse_result_line,
+                         summarize)
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+KERAS_PYTHON = BENCH_DIR / ".venv-keras" / "bin" / "python"
+
+
+def write_cifar10_folder(root: Path, per_batch: int, test_images: int = 120, seed: int = 0) -> Path:
+    """A publisher-format cifar-10-batches-py folder with random pixels; labels cycle through 0..9."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+
+    def dump(name: str, count: int, offset: int) -> None:
+        entry = {b"batch_label": name.encode(), b"labels": [(offset + i) % 10 for i in range(count)],
+                 b"data": rng.integers(0, 256, size=(count, 3072), dtype=np.uint8),
+                 b"filenames": [f"{name}_{i}.png".encode() for i in range(count)]}
+        with open(folder / name, "wb") as fh:
+            pickle.dump(entry, fh)
+
+    for b in range(1, 6):
+        dump(f"data_batch_{b}", per_batch, offset=b)
+    dump("test_batch", test_images, offset=0)
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({b"label_names": names, b"num_cases_per_batch": per_batch, b"num_vis": 3072}, fh)
+    return folder
+
+
+@pytest.fixture()
+def tiny_cifar(tmp_path: Path) -> Path:
+    return write_cifar10_folder(tmp_path, per_batch=60)
+
+
+def test_loader_reads_channels_last_scaled_and_spans_batch_files(tmp_path: Path) -> None:
+    folder = write_cifar10_folder(tmp_path, per_batch=7)
+    with open(folder / "data_batch_1", "rb") as fh:
+        entry = pickle.load(fh)
+    # First image: red plane 10, green 20, blue 30, except pixel (row 1, col 2) of red = 255.
+    row = np.concatenate([np.full(1024, 10), np.full(1024, 20), np.full(1024, 30)]).astype(np.uint8)
+    row[1 * 32 + 2] = 255
+    entry[b"data"][0] = row
+    with open(folder / "data_batch_1", "wb") as fh:
+        pickle.dump(entry, fh)
+
+    images, labels = load_cifar10_train(folder, 10)  # 7 from batch 1, 3 from batch 2
+    assert images.shape == (10, 32, 32, 3) and images.dtype == np.float32
+    assert np.allclose(images[0, 0, 0], [10 / 255, 20 / 255, 30 / 255])
+    assert images[0, 1, 2, 0] == pytest.approx(1.0)
+    assert images[0, 2, 1, 0] == pytest.approx(10 / 255)
+    assert labels.tolist() == [1, 2, 3, 4, 5, 6, 7, 2, 3, 4]
+    assert 0.0 <= images.min() and images.max() <= 1.0
+
+
+def test_loader_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(CifarDataError, match="unpack.py"):
+        load_cifar10_train(tmp_path / "absent", 10)
+    folder = write_cifar10_folder(tmp_path, per_batch=5)
+    with pytest.raises(CifarDataError, match="between 1 and 50000"):
+        load_cifar10_train(folder, 50_001)
+    (folder / "data_batch_2").write_bytes(b"not a pickle")
+    with pytest.raises(CifarDataError, match="data_batch_2 is not a readable CIFAR pickle"):
+        load_cifar10_train(folder, 8)
+    (folder / "data_batch_2").unlink()
+    with pytest.raises(CifarDataError, match="data_batch_2 is missing"):
+        load_cifar10_train(folder, 8)
+
+
+def test_steady_rate_skips_the_warmup_epoch() -> None:
+    assert steady_images_per_sec([10.0, 2.0, 3.0], 100) == pytest.approx(200 / 5)
+    with pytest.raises(ValueError, match="need more than 1"):
+        steady_images_per_sec([1.0], 100)
+
+
+def test_interleaved_order_alternates_direction() -> None:
+    assert interleaved_order(["a", "b", "c"], 3) == ["a", "b", "c", "c", "b", "a", "a", "b", "c"]
+
+
+def test_parse_result_line_takes_last_json_record_among_noise() -> None:
+    out = 'log line\n{"not": "a result"}\n{"framework": "x", "images_per_sec": 5}\nWARNING trailing\n'
+    assert parse_result_line(out) == {"framework": "x", "images_per_sec": 5}
+    with pytest.raises(BenchmarkError, match="no JSON result line"):
+        parse_result_line("nothing here\n{broken json\n")
+
+
+def _record(framework: str, speed: float, other_cores: float = 0.01) -> dict:
+    return {"framework": framework, "images_per_sec": speed, "final_train_accuracy": 0.5, "params": 1,
+            "cpu_per_wall": 1.9, "other_processes_busy_cores": other_cores}
+
+
+def test_summarize_ratios_against_plain_torch_mean() -> None:
+    rows = summarize([_record("plain_torch", 100), _record("keras", 50), _record("plain_torch", 300),
+                      _record("keras", 150)], ["plain_torch", "keras"])
+    assert [r["framework"] for r in rows] == ["plain_torch", "keras"]
+    assert rows[0]["images_per_sec"] == 200 and rows[0]["ratio_vs_plain_torch"] == 1.0
+    assert rows[1]["ratio_vs_plain_torch"] == 0.5
+    assert "| Keras 3 (TensorFlow) | 100 | 50, 150 | 0.50x |" in format_table(rows)
+
+
+def test_summarize_leaves_out_disturbed_runs_only_when_a_clean_one_exists() -> None:
+    rows = summarize([_record("plain_torch", 50, other_cores=0.9), _record("cnnlab", 80, other_cores=0.5),
+                      _record("plain_torch", 200), _record("cnnlab", 60, other_cores=0.7)], ["plain_torch", "cnnlab"])
+    torch_row, cnnlab_row = rows
+    assert torch_row["images_per_sec"] == 200 and torch_row["disturbed_rounds"] == [1] and torch_row["rounds_used"] == 1
+    assert cnnlab_row["all_rounds_disturbed"] and cnnlab_row["images_per_sec"] == 70
+    assert cnnlab_row["ratio_vs_plain_torch"] == 0.35
+    table = format_table(rows)
+    assert "| plain PyTorch loop | 200 | 50*, 200 |" in table and "left out of the mean" in table
+
+
+def test_plain_torch_model_matches_the_keras_parameter_count() -> None:
+    from plain_torch_004a import build_model_004a, count_params
+
+    assert count_params(build_model_004a()) == (EXPECTED_PARAMS_004A, 81_962)
+
+
+def test_cnnlab_script_rejects_augmented_recipes() -> None:
+    from cnnlab.experiment import load_experiment
+
+    from cnnlab_004a import RecipeMismatch, benchmark_overrides, check_recipe
+
+    recipe = REPO_DIR / "recipes" / "004-a.yaml"
+    if not recipe.is_file():
+        pytest.skip(f"{recipe} is absent")
+    cfg = load_experiment(recipe, benchmark_overrides(100, 2, 1, 0))
+    check_recipe(cfg)  # the plain recipe passes
+    assert cfg.data.train_subset == 100 and cfg.data.normalize == "unit" and cfg.batch_size == 64
+    with pytest.raises(RecipeMismatch, match="augmentation"):
+        check_recipe(load_experiment(recipe, benchmark_overrides(100, 2, 1, 0) + ["augment.hflip=true"]))
+
+
+def test_driver_runs_real_scripts_and_writes_results(tiny_cifar: Path, tmp_path: Path, capsys) -> None:
+    recipe = REPO_DIR / "recipes" / "004-a.yaml"
+    frameworks = ["plain_torch", "cnnlab", "keras"] if recipe.is_file() else ["plain_torch", "keras"]
+    out = tmp_path / "results" / "speed.json"
+    code = driver_main(["--data-dir", str(tiny_cifar), "--num-images", "150", "--epochs", "2", "--rounds", "1",
+                        "--threads", "1", "--frameworks", *frameworks, "--keras-python", str(tmp_path / "no-python"),
+                        "--quiet-wait", "0", "--max-busy-cores", "99", "--output", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "keras skipped" in printed and "pip install tensorflow-cpu keras" in printed
+    results = json.loads(out.read_text())
+    assert [r["framework"] for r in results["summary"]] == [f for f in frameworks if f != "keras"]
+    for row in results["summary"]:
+        assert row["params"] == EXPECTED_PARAMS_004A and row["images_per_sec"] > 0
+    assert results["summary"][0]["ratio_vs_plain_torch"] == 1.0
+    for run in results["runs"]:
+        assert run["num_images"] == 150 and len(run["epoch_seconds"]) == 2 and run["threads"] == 1
+    assert not list(out.parent.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_driver_rejects_missing_data_dir(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        driver_main(["--data-dir", str(tmp_path / "nope"), "--output", str(tmp_path / "r.json")])
+    assert exc.value.code == 2
+    assert "unpack.py cifar10" in capsys.readouterr().err
+
+
+def test_script_rejects_single_epoch(tiny_cifar: Path) -> None:
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "plain_torch_004a.py"), "--data-dir", str(tiny_cifar),
+                           "--epochs", "1"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--epochs must be at least 2" in proc.stderr
+
+
+@pytest.mark.skipif(not KERAS_PYTHON.exists(), reason="benchmarks/.venv-keras is absent (see benchmarks/README.md)")
+def test_keras_script_trains_the_same_model(tiny_cifar: Path) -> None:
+    proc = subprocess.run([str(KERAS_PYTHON), str(BENCH_DIR / "keras_004a.py"), "--data-dir", str(tiny_cifar),
+                           "--num-images", "100", "--epochs", "2", "--threads", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = parse_result_line(proc.stdout)
+    assert record["framework"] == "keras" and record["params"] == EXPECTED_PARAMS_004A
+    assert record["trainable_params"] == 81_962 and len(record["epoch_seconds"]) == 2
