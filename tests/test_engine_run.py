@@ -22,6 +22,7 @@ def test_run_folder_has_everything(tiny_cifar, tmp_path):
     result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None, report=False)
     run = result.run_dir
     assert result.status == "completed" and run.parent == tmp_path and run.name.endswith("-004-d")
+    assert "Total params: 82,346" in (run / "model_summary.txt").read_text()
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "model.safetensors", "curves.png",
                  "checkpoints/last.pt", "predictions/test.npz", "predictions/train.npz", "predictions/val.npz"):
         assert (run / name).is_file(), name

@@ -129,6 +129,7 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Opt
         # Created only once data and model are known good, so a bad start leaves no empty run.
         run_dir = new_run_dir(Path(runs_dir), cfg.name, seed_suffix)
         write_text_atomic(run_dir / "config.yaml", experiment_to_yaml(cfg))
+        _write_model_summary(model, run_dir, input_size=train_x.shape[-1], in_chans=train_x.shape[1], log=log)
     log(f"run folder: {run_dir}")
 
     shuffle_gen = torch.Generator().manual_seed(cfg.seed)
@@ -292,6 +293,19 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Opt
     for cb in callbacks:
         cb.on_train_end({**summary, "run_dir": str(run_dir)})
     return RunResult(run_dir, status, summary)
+
+
+def _write_model_summary(model, run_dir: Path, input_size: int, in_chans: int, log) -> None:
+    """Keras-style summary beside the config; the summary's dry forward must not touch the RNG."""
+    from cnnlab.models import summary
+
+    rng = torch.get_rng_state()
+    try:
+        write_text_atomic(run_dir / "model_summary.txt", summary(model, input_size=input_size, in_chans=in_chans) + "\n")
+    except Exception as err:  # a model the summary cannot trace still trains
+        log(f"warning: no model_summary.txt: {err}")
+    finally:
+        torch.set_rng_state(rng)
 
 
 def _early_stopping_update(stopper: dict, row: dict, cfg: ExperimentConfig) -> bool:
