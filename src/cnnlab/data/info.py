@@ -1,13 +1,13 @@
 """`cnnlab data info NAME`: a dataset's sizes, layout, class balance, statistics, sample grid."""
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import torch
 
+from cnnlab.atomic import write_atomically
 from .config import DATASET_NAMES, DataConfig
 from .dataset import ArrayDataset
 from .errors import DataError
@@ -25,7 +25,7 @@ def _class_table(splits: list[tuple[str, ArrayDataset]], classes: list[str]) -> 
 
 def write_sample_grid(ds: ArrayDataset, out_png: Path, samples_per_class: int, max_classes: int) -> int:
     """PNG grid: one row per class (first `max_classes`), the first `samples_per_class` images of
-    each. Written to a temporary name, then os.replace. Returns the number of classes shown."""
+    each. Written atomically (temporary name, then rename). Returns the number of classes shown."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,15 +47,10 @@ def write_sample_grid(ds: ArrayDataset, out_png: Path, samples_per_class: int, m
                 ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None)
         axes[c][0].set_ylabel(ds.classes[c], rotation=0, ha="right", va="center", fontsize=8)
     fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(f".{out_png.name}.{os.getpid()}.tmp")
     try:
-        fig.savefig(tmp, format="png", dpi=80)
-        os.replace(tmp, out_png)
+        write_atomically(Path(out_png), lambda tmp: fig.savefig(tmp, format="png", dpi=80))
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return shown
 
 

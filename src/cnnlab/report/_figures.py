@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # no display on servers; must precede pyplot import
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from cnnlab.report._atomic import write_bytes_atomically  # noqa: E402
+from cnnlab.atomic import write_bytes_atomically  # noqa: E402
 
 PNG_DPI = 100  # dots per inch: 8-inch-wide figures come out 800 px wide
 

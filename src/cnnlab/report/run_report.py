@@ -14,7 +14,7 @@ from cnnlab.evaluate._inputs import PredictionFormatError
 from cnnlab.evaluate.examples import EXAMPLE_COLUMNS, GROUP_TITLES, example_groups
 from cnnlab.evaluate.metrics import classification_metrics, format_confused_pair, most_confused_pairs
 from cnnlab.report import _format as fmt
-from cnnlab.report._atomic import write_bytes_atomically, write_text_atomically
+from cnnlab.atomic import write_bytes_atomically, write_text_atomically
 from cnnlab.report._figures import figure_to_png_bytes
 from cnnlab.report.blocks import (Figure, Paragraph, Preformatted, Section, Table, figures_of, render_html,
                                   render_markdown)

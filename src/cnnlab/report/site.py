@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from cnnlab.report import _format as show
-from cnnlab.report._atomic import write_text_atomically
+from cnnlab.atomic import write_text_atomically
 from cnnlab.report.blocks import Paragraph, Section, Table, render_html
 from cnnlab.report.compare import comparison_rows, comparison_table
 from cnnlab.report.run_folder import RunData, RunFolderError, find_run_dirs, load_run

@@ -6,12 +6,12 @@ dicts, so opening one never runs pickled code.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from cnnlab.atomic import write_atomically
 
 CHECKPOINT_FORMAT = 1
 
@@ -21,16 +21,8 @@ class CheckpointError(RuntimeError):
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
-        os.replace(tmp, path)  # atomic on POSIX: a kill leaves the old checkpoint or the new one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # A kill leaves the old checkpoint or the new one, never half of one.
+    write_atomically(Path(path), lambda tmp: torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp))
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -63,17 +55,8 @@ def restore_rng_state(state: dict, generators: dict[str, torch.Generator]) -> No
 
 def save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
     """Model weights (parameters and buffers) as safetensors, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

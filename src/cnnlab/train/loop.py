@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from cnnlab.config import to_dict
+from cnnlab.atomic import write_atomically, write_text_atomically
 from cnnlab.data import Augmenter, Normalizer, load_splits
 from cnnlab.experiment import ExperimentConfig, experiment_from_dict, experiment_to_yaml
 from cnnlab.models import count_params
@@ -31,7 +31,7 @@ from cnnlab.train.losses import classification_loss, correct_count, probabilitie
 from cnnlab.train.optim import build_optimizer, set_lr
 from cnnlab.train.predict import evaluate
 from cnnlab.train.regularization import check_l2_selectors, l2_kernels, l2_penalty
-from cnnlab.train.rundir import new_run_dir, read_json, write_json, write_metrics, write_text_atomic
+from cnnlab.train.rundir import new_run_dir, read_json, write_json, write_metrics
 from cnnlab.train.schedules import lr_at
 from cnnlab.train.setup import build_model
 
@@ -128,7 +128,7 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Opt
     if run_dir is None:
         # Created only once data and model are known good, so a bad start leaves no empty run.
         run_dir = new_run_dir(Path(runs_dir), cfg.name, seed_suffix)
-        write_text_atomic(run_dir / "config.yaml", experiment_to_yaml(cfg))
+        write_text_atomically(run_dir / "config.yaml", experiment_to_yaml(cfg))
         _write_model_summary(model, run_dir, input_size=train_x.shape[-1], in_chans=train_x.shape[1], log=log)
     log(f"run folder: {run_dir}")
 
@@ -301,7 +301,7 @@ def _write_model_summary(model, run_dir: Path, input_size: int, in_chans: int, l
 
     rng = torch.get_rng_state()
     try:
-        write_text_atomic(run_dir / "model_summary.txt", summary(model, input_size=input_size, in_chans=in_chans) + "\n")
+        write_text_atomically(run_dir / "model_summary.txt", summary(model, input_size=input_size, in_chans=in_chans) + "\n")
     except Exception as err:  # a model the summary cannot trace still trains
         log(f"warning: no model_summary.txt: {err}")
     finally:
@@ -336,6 +336,15 @@ def _summary(cfg, status, history, params, classes, device, wall) -> dict:
     }
 
 
+def _save_predictions(path: Path, probs: np.ndarray, ds) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: savez would append ".npz" to a bare name
+            np.savez_compressed(f, probs=probs.astype(np.float32), labels=ds.labels.numpy().astype(np.int64),
+                                indices=ds.indices.numpy().astype(np.int64))
+
+    write_atomically(path, write)
+
+
 def _final_evaluation(model, splits, normalizer, cfg, amp_dtype, channels_last, run_dir: Path) -> dict:
     """Evaluate the final weights on every split (eval mode, no augmentation) and save predictions."""
     out = {}
@@ -349,10 +358,7 @@ def _final_evaluation(model, splits, normalizer, cfg, amp_dtype, channels_last, 
         res = evaluate(model, ds.images, ds.labels, normalizer, cfg.eval_batch_size, amp_dtype, channels_last)
         out[f"{split_name}_loss"], out[f"{split_name}_acc"] = res.loss, res.accuracy
         if split_name != "train" or res.logits.numel() <= MAX_SAVED_PROBS:
-            tmp = pred_dir / f".{split_name}.tmp.npz"
-            np.savez_compressed(tmp, probs=probabilities(res.logits).numpy().astype(np.float32),
-                                labels=ds.labels.numpy().astype(np.int64), indices=ds.indices.numpy().astype(np.int64))
-            tmp.replace(pred_dir / f"{split_name}.npz")
+            _save_predictions(pred_dir / f"{split_name}.npz", probabilities(res.logits).numpy(), ds)
     if cfg.tta and splits.test is not None:
         from cnnlab.evaluate.tta import flip_tta_probabilities
 
@@ -361,10 +367,7 @@ def _final_evaluation(model, splits, normalizer, cfg, amp_dtype, channels_last, 
         labels = splits.test.labels.numpy()
         pred = (probs[:, 0] > 0.5).astype(np.int64) if probs.shape[1] == 1 else probs.argmax(1)
         out["test_tta_acc"] = float((pred == labels).mean())
-        tmp = pred_dir / ".test_tta.tmp.npz"
-        np.savez_compressed(tmp, probs=probs.astype(np.float32), labels=labels.astype(np.int64),
-                            indices=splits.test.indices.numpy().astype(np.int64))
-        tmp.replace(pred_dir / "test_tta.npz")
+        _save_predictions(pred_dir / "test_tta.npz", probs, splits.test)
     return out
 
 
@@ -394,4 +397,4 @@ def summary_of(run_dir: Path) -> dict:
     return read_json(Path(run_dir) / "summary.json")
 
 
-__all__ = ["train", "RunResult", "TrainingDiverged", "summary_of", "to_dict"]
+__all__ = ["train", "RunResult", "TrainingDiverged", "summary_of"]

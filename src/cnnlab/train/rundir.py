@@ -13,11 +13,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable
+
+from cnnlab.atomic import write_text_atomically
 
 
 def new_run_dir(runs_dir: Path, name: str, seed_suffix: int | None = None) -> Path:
@@ -35,18 +35,6 @@ def new_run_dir(runs_dir: Path, name: str, seed_suffix: int | None = None) -> Pa
     raise RuntimeError(f"could not create a new run folder under {runs_dir}")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _json_default(obj: Any) -> Any:
     if hasattr(obj, "item"):
         return obj.item()
@@ -56,12 +44,12 @@ def _json_default(obj: Any) -> Any:
 
 
 def write_json(path: Path, data: dict) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+    write_text_atomically(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def write_metrics(path: Path, rows: Iterable[dict]) -> None:
     """Rewrite the whole metrics file (a few hundred lines at most), atomically."""
-    write_text_atomic(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
+    write_text_atomically(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
 
 
 def read_metrics(path: Path) -> list[dict]:
