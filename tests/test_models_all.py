@@ -21,16 +21,6 @@ _KWARGS: dict[str, dict] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny batches run fastest on one thread; two OpenMP threads on a busy 2-core box
-    spin-wait and make a 30 ms step take seconds."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("name", list_models())
 def test_forward_backward(name: str) -> None:
     torch.manual_seed(0)

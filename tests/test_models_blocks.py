@@ -21,15 +21,6 @@ from cnnlab.models.blocks import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waits on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize(("name", "cls"), [("relu", nn.ReLU), ("relu6", nn.ReLU6), ("gelu", nn.GELU), ("silu", nn.SiLU)])
 def test_activation_choice(name: str, cls: type) -> None:
     assert isinstance(make_activation(name), cls)

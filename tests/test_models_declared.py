@@ -43,15 +43,6 @@ DENSENET000B_YAML = """
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waits on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_yaml_cnn004_matches_python_twin() -> None:
     model = create_model("sequential", layers=layers_from_yaml(CNN004_YAML))
     assert count_params(model) == count_params(create_model("cnn004"))

@@ -26,14 +26,6 @@ REPORT_COUNTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("name", sorted(REPORT_COUNTS))
 def test_keras_counts(name: str) -> None:
     num_classes, total, trainable, non_trainable = REPORT_COUNTS[name]
