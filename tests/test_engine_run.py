@@ -144,3 +144,13 @@ def test_unknown_logger_is_a_config_error_before_any_run_folder(tiny_cifar, tmp_
         train(tiny_cfg("logging={wandb: true}"), runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True,
               log=lambda s: None, report=False)
     assert not list(tmp_path.iterdir())
+
+
+def test_deterministic_mode_runs_and_is_recorded(tiny_cifar, tmp_path):
+    try:
+        result = train(tiny_cfg("deterministic=true", epochs=1), runs_dir=tmp_path, data_dir=str(tiny_cifar),
+                       quiet=True, log=lambda s: None, report=False)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["deterministic"] is True
+    finally:
+        torch.use_deterministic_algorithms(False)
