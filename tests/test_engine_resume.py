@@ -93,3 +93,38 @@ def test_ctrl_c_saves_mid_epoch_and_resumes_exactly(tiny_cifar, tmp_path, refere
 def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
     proc = run_cli("train", "--resume", str(tmp_path))
     assert proc.returncode == 1 and "not a run folder" in proc.stderr
+
+
+class SignalAt:
+    """Sends this process SIGINT after a chosen step of a chosen epoch, like a Ctrl-C there."""
+
+    def __init__(self, epoch: int, step: int):
+        self.epoch, self.step, self.current = epoch, step, -1
+
+    def on_train_begin(self, logs): ...
+    def on_epoch_begin(self, epoch, logs):
+        self.current = epoch
+    def on_epoch_end(self, epoch, logs): ...
+    def on_train_end(self, logs): ...
+
+    def on_batch_end(self, step, logs):
+        if self.current == self.epoch and step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("step", [3, 44])   # mid-epoch, and the epoch's last step (45 steps)
+def test_interrupt_at_an_exact_step_resumes_bitwise(tiny_cifar, tmp_path, reference, step):
+    from cnnlab.experiment import load_experiment
+    from cnnlab.train.loop import train
+
+    cfg = load_experiment(REPO / "recipes" / "004-a.yaml", OVERRIDES)
+    first = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None,
+                  report=False, callbacks=[SignalAt(epoch=1, step=step)])
+    assert first.status == "interrupted"
+    ckpt = torch.load(first.run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert (ckpt["epoch"], ckpt["step_in_epoch"]) == (1, step + 1)
+    done = train(None, resume=first.run_dir, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None, report=False)
+    assert done.status == "completed"
+    assert_same_weights(load_file(str(first.run_dir / "model.safetensors")), reference[0])
+    rows = [json.loads(x) for x in (first.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train_loss"] for r in rows] == [r["train_loss"] for r in reference[1]]

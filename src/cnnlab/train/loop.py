@@ -195,6 +195,8 @@ def train(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Opt
             correct = torch.zeros((), dtype=torch.int64, device=device) + partial["correct"]
             seen = partial["seen"]
             t0 = time.perf_counter()
+            # The LR of the last step taken, for the metrics row when a resume starts at the epoch's end.
+            lr = lr_at(max(global_step - 1, 0), steps_per_epoch, cfg.epochs, cfg.optimizer.lr, cfg.schedule)
             for step in range(first_step, steps_per_epoch):
                 idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
                 x = normalizer(train_x[idx])
