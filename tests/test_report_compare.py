@@ -73,3 +73,19 @@ def test_overlaid_curves_png(tmp_path: Path) -> None:
     out = plot_overlaid_curves(_three_seeds_and_one_other(tmp_path), tmp_path / "overlay.png")
     with Image.open(out) as image:
         assert image.size[0] >= 1000
+
+
+def test_unfinished_runs_are_not_averaged_or_counted(tmp_path: Path) -> None:
+    import json
+
+    runs = _three_seeds_and_one_other(tmp_path)
+    summary_path = runs[2] / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["status"] = "interrupted"            # seed 3 stopped mid-way: no final numbers to average
+    summary_path.write_text(json.dumps(summary))
+    row = comparison_rows(runs)[0]
+    assert row.stats["test_acc"].n == 2 and len(row.runs) == 2 and row.unfinished == [runs[2].name]
+    assert row.stats["test_acc"].mean == pytest.approx(np.mean(TEST_ACCS[:2]))
+    text = compare_runs(runs, fmt="md")
+    assert "| 2 |" in next(line for line in text.splitlines() if line.startswith("| 004-a"))
+    assert f"Not finished, so not averaged: {runs[2].name}" in text

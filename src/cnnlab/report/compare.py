@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -15,6 +15,7 @@ from cnnlab.report.blocks import Paragraph, Section, Table, markdown_table, rend
 from cnnlab.report.curves import epoch_axis
 from cnnlab.report.run_folder import RunData, load_run
 
+FINISHED = ("completed", "early_stopped")
 # (column header, value key read by _value)
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("train loss", "train_loss"), ("train acc", "train_acc"), ("val loss", "val_loss"),
@@ -38,9 +39,10 @@ class ComparisonRow:
     """One experiment: all its runs (seeds) aggregated."""
 
     experiment: str
-    runs: list[str]
+    runs: list[str]                 # finished runs: the n of the row
     seeds: list[object]
     stats: dict[str, Stat]
+    unfinished: list[str] = field(default_factory=list)   # running, killed, interrupted or diverged: not averaged
 
 
 def _value(run: RunData, key: str) -> float | None:
@@ -71,14 +73,21 @@ def comparison_rows(run_dirs: Iterable[Path]) -> list[ComparisonRow]:
     if not run_dirs:
         raise ValueError("no runs to compare: pass at least one run folder")
     groups: dict[str, list[RunData]] = {}
+    unfinished: dict[str, list[str]] = {}
     for run_dir in run_dirs:
         run = load_run(run_dir)
-        groups.setdefault(run.name, []).append(run)
+        groups.setdefault(run.name, [])
+        # Only finished runs enter a mean: a run still training (or stopped) has no final numbers yet.
+        if (run.summary or {}).get("status") in FINISHED:
+            groups[run.name].append(run)
+        else:
+            unfinished.setdefault(run.name, []).append(run.run_id)
     rows = []
     for name, runs in groups.items():
         stats = {key: _stat([_value(r, key) for r in runs]) for _, key in COLUMNS}
         seeds = [(r.summary or {}).get("seed", (r.config or {}).get("seed")) for r in runs]
-        rows.append(ComparisonRow(experiment=name, runs=[r.run_id for r in runs], seeds=seeds, stats=stats))
+        rows.append(ComparisonRow(experiment=name, runs=[r.run_id for r in runs], seeds=seeds, stats=stats,
+                                  unfinished=unfinished.get(name, [])))
     return rows
 
 
@@ -146,7 +155,10 @@ def compare_runs(run_dirs: Iterable[Path], fmt: str = "md") -> str:
     if fmt == "csv":
         return _csv(rows)
     table = comparison_table(rows)
-    note = "Values are mean ± sample standard deviation (ddof=1) over the n runs (seeds) of an experiment."
+    note = "Values are mean ± sample standard deviation (ddof=1) over the n finished runs (seeds) of an experiment."
+    left_out = [run for row in rows for run in row.unfinished]
+    if left_out:
+        note += f" Not finished, so not averaged: {', '.join(left_out)}."
     if fmt == "md":
         return markdown_table(table.headers, table.rows) + "\n\n" + note + "\n"
     return render_html("cnnlab comparison", [Section("Runs", [table, Paragraph(note)])])
