@@ -11,6 +11,8 @@ SHARED_DATASETS ?= ../shared/datasets
 # Where the quickstart looks for CIFAR-10: $CNNLAB_DATA if set, else ./data
 export CNNLAB_DATA ?= $(CURDIR)/data
 QUICKSTART_RECIPE ?= recipes/004-a.yaml
+# Extra flags for benchmarks/train_speed.py, e.g. make bench BENCH_ARGS="--rounds 1 --num-images 2000"
+BENCH_ARGS ?=
 
 .PHONY: install quickstart test data bench clean-venv
 
@@ -37,8 +39,9 @@ quickstart: data
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# --data-dir is the folder HOLDING cifar-10-batches-py/, as for `cnnlab train --data-dir`.
 bench: data
-	$(PY) benchmarks/train_speed.py --data-dir "$(CNNLAB_DATA)"
+	$(PY) benchmarks/train_speed.py --data-dir "$(CNNLAB_DATA)" $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -51,7 +51,8 @@ def build_arg_parser(description: str) -> argparse.ArgumentParser:
     """Flags common to every framework script (data, size of the run, threads, seed)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                        help="folder with the CIFAR-10 pickles (data_batch_1..5); default: %(default)s")
+                        help="folder holding cifar-10-batches-py/, as for `cnnlab train --data-dir` "
+                             "(that folder itself is accepted too); default: %(default)s")
     parser.add_argument("--num-images", type=int, default=10_000, help="first N train images (default %(default)s)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs, the first is warm-up (default %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help="intra-op CPU threads (default %(default)s)")

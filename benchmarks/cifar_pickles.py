@@ -1,7 +1,12 @@
 """Load the first N CIFAR-10 training images from the publisher's pickle folder.
 
 Shared by every benchmark script, so all frameworks train on byte-identical inputs. Uses only
-the standard library and numpy, because it must import inside the separate Keras venv too.
+the standard library and numpy at import, because it must import inside the separate Keras venv too.
+
+`--data-dir` means what it means to `cnnlab train --data-dir` and data.root: the folder that
+HOLDS cifar-10-batches-py/ (e.g. the Makefile's $CNNLAB_DATA); the cifar-10-batches-py folder
+itself is accepted too, as cnnlab accepts it. find_cifar10_folder resolves it with cnnlab's own
+cnnlab.data.locate.find_data_dir wherever cnnlab imports (the project venv).
 """
 
 from __future__ import annotations
@@ -11,31 +16,64 @@ from pathlib import Path
 
 import numpy as np
 
-# Default location of the unpacked CIFAR-10 folder: <repo>/data/cifar-10-batches-py.
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "cifar-10-batches-py"
+DATASET_FOLDER = "cifar-10-batches-py"
+# Default --data-dir: <repo>/data, the Makefile's default $CNNLAB_DATA (it holds cifar-10-batches-py/).
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 IMAGES_PER_BATCH_FILE = 10_000
 NUM_CLASSES = 10
-UNPACK_HINT = "python /work/shared/datasets/unpack.py cifar10 DEST  (then pass --data-dir DEST/cifar-10-batches-py)"
+UNPACK_HINT = "python ../shared/datasets/unpack.py cifar10 DEST  (then pass --data-dir DEST)"
 
 
 class CifarDataError(ValueError):
     """The CIFAR-10 folder is missing, incomplete or malformed; the message says how to fix it."""
 
 
+def find_cifar10_folder(data_dir: Path | str) -> Path:
+    """The cifar-10-batches-py folder that `data_dir` holds (or `data_dir` itself when it is that folder).
+
+    Resolved by cnnlab's find_data_dir (which also checks the folder's files and extracts an
+    archive lying there), but strictly: where cnnlab would fall back to $CNNLAB_DATA or its cache
+    because `data_dir` lacks the dataset, this raises CifarDataError instead, so a benchmark never
+    silently reads other data than the folder it was given. Where cnnlab cannot be imported (the
+    Keras venv; the driver always hands the scripts the resolved folder) the same folder rule is
+    applied without cnnlab (no archive extraction).
+    """
+    given = Path(data_dir).expanduser()
+    not_held = (f"--data-dir {given} does not hold {DATASET_FOLDER}/: pass the folder that contains it "
+                f"(as for `cnnlab train --data-dir` and the Makefile's CNNLAB_DATA)")
+    try:
+        from cnnlab.data.errors import DataError
+        from cnnlab.data.locate import find_data_dir
+    except ImportError:  # the Keras venv has no cnnlab
+        if given.name == DATASET_FOLDER and given.is_dir():
+            return given
+        if (given / DATASET_FOLDER).is_dir():
+            return given / DATASET_FOLDER
+        raise CifarDataError(f"{not_held}; create it with: {UNPACK_HINT}") from None
+    try:
+        found = find_data_dir("cifar10", str(given), download=False, progress=False)
+    except DataError as err:
+        raise CifarDataError(f"{not_held}. cnnlab: {err}") from None
+    if found.resolve() not in (given.resolve(), (given / DATASET_FOLDER).resolve()):
+        raise CifarDataError(f"{not_held}; cnnlab would fall back to {found} ($CNNLAB_DATA or its cache): "
+                             f"pass --data-dir {found.parent} to use that, or create it with: {UNPACK_HINT}")
+    return found
+
+
 def load_cifar10_train(data_dir: Path | str, num_images: int) -> tuple[np.ndarray, np.ndarray]:
     """Return (images, labels) for the first `num_images` training images, in file order.
+
+    data_dir: the folder holding cifar-10-batches-py/ (or that folder), see find_cifar10_folder.
 
     images: float32, shape (N, 32, 32, 3), channels last, values in [0, 1] (pixel / 255).
     labels: int64, shape (N,), class ids 0..9.
     Raises CifarDataError naming the problem when the folder is absent or a file is malformed.
     """
-    data_dir = Path(data_dir)
     max_images = IMAGES_PER_BATCH_FILE * len(TRAIN_BATCHES)
     if not 1 <= num_images <= max_images:
         raise CifarDataError(f"num_images must be between 1 and {max_images}, got {num_images}")
-    if not data_dir.is_dir():
-        raise CifarDataError(f"CIFAR-10 folder {data_dir} does not exist; create it with: {UNPACK_HINT}")
+    data_dir = find_cifar10_folder(data_dir)
 
     pixel_rows: list[np.ndarray] = []
     label_rows: list[np.ndarray] = []

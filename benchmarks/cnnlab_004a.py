@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bench_common import (BATCH_SIZE, EpochClock, EXPECTED_PARAMS_004A, LEARNING_RATE, build_arg_parser, check_run_args,
                           print_result, result_record)
+from cifar_pickles import CifarDataError, find_cifar10_folder
 
 DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "004-a.yaml"
 # Final evaluation after training is not timed; a small stratified test subset keeps the run short.
@@ -61,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     check_run_args(parser, args)
     if not args.recipe.is_file():
         parser.error(f"--recipe {args.recipe} does not exist; pass the 004-a experiment YAML")
+    try:
+        # The same folder rule as the other scripts (cnnlab's own), strictly: never $CNNLAB_DATA's data instead.
+        data_folder = find_cifar10_folder(args.data_dir)
+    except CifarDataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
     import cnnlab
     import torch
@@ -92,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as tmp:
         runs_dir = args.runs_dir or Path(tmp)
         try:
-            result = train(cfg, runs_dir=runs_dir, data_dir=str(args.data_dir), quiet=True, log=lambda _msg: None,
+            result = train(cfg, runs_dir=runs_dir, data_dir=str(data_folder), quiet=True, log=lambda _msg: None,
                            callbacks=[EpochTimer()])
         except DataError as err:
             print(f"error: {err}", file=sys.stderr)

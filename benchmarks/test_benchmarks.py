@@ -6,7 +6,9 @@ Run: .venv/bin/python -m pytest benchmarks -q
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 
 from bench_common import EXPECTED_PARAMS_004A, steady_images_per_sec
-from cifar_pickles import CifarDataError, load_cifar10_train
+from cifar_pickles import CifarDataError, find_cifar10_folder, load_cifar10_train
 from train_speed import (BenchmarkError, format_table, interleaved_order, main as driver_main, parse_result_line,
                          summarize)
 
@@ -46,9 +48,18 @@ def write_cifar10_folder(root: Path, per_batch: int, test_images: int = 120, see
     return folder
 
 
+@pytest.fixture(autouse=True)
+def no_data_fallbacks(tmp_path: Path, monkeypatch) -> None:
+    """Keep cnnlab's fallbacks ($CNNLAB_DATA, the user cache) from finding this machine's real data."""
+    monkeypatch.delenv("CNNLAB_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+
+
 @pytest.fixture()
 def tiny_cifar(tmp_path: Path) -> Path:
-    return write_cifar10_folder(tmp_path, per_batch=60)
+    """The folder HOLDING a tiny cifar-10-batches-py/: what --data-dir means everywhere."""
+    write_cifar10_folder(tmp_path / "data", per_batch=60)
+    return tmp_path / "data"
 
 
 def test_loader_reads_channels_last_scaled_and_spans_batch_files(tmp_path: Path) -> None:
@@ -75,14 +86,31 @@ def test_loader_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(CifarDataError, match="unpack.py"):
         load_cifar10_train(tmp_path / "absent", 10)
     folder = write_cifar10_folder(tmp_path, per_batch=5)
+    assert load_cifar10_train(tmp_path, 8)[0].shape == (8, 32, 32, 3)  # the folder holding it, as cnnlab's --data-dir
     with pytest.raises(CifarDataError, match="between 1 and 50000"):
         load_cifar10_train(folder, 50_001)
     (folder / "data_batch_2").write_bytes(b"not a pickle")
     with pytest.raises(CifarDataError, match="data_batch_2 is not a readable CIFAR pickle"):
         load_cifar10_train(folder, 8)
     (folder / "data_batch_2").unlink()
-    with pytest.raises(CifarDataError, match="data_batch_2 is missing"):
+    with pytest.raises(CifarDataError, match="incomplete.*data_batch_2 missing"):  # cnnlab's completeness check
         load_cifar10_train(folder, 8)
+
+
+def test_data_dir_means_the_folder_holding_the_dataset_as_in_cnnlab(tmp_path: Path, monkeypatch) -> None:
+    from cnnlab.data.locate import find_data_dir
+
+    holder = tmp_path / "holder"
+    folder = write_cifar10_folder(holder, per_batch=5)
+    # The same answer as cnnlab's own lookup, for the holding folder and for the dataset folder itself.
+    assert find_cifar10_folder(holder) == find_data_dir("cifar10", str(holder)) == folder
+    assert find_cifar10_folder(folder) == folder
+    with pytest.raises(CifarDataError, match=r"does not hold cifar-10-batches-py/.*unpack.py cifar10"):
+        find_cifar10_folder(tmp_path)  # holds a folder that holds it: one level too high
+    # cnnlab would quietly fall back to $CNNLAB_DATA; a benchmark must not read other data than it was given.
+    monkeypatch.setenv("CNNLAB_DATA", str(holder))
+    with pytest.raises(CifarDataError, match=rf"does not hold .*fall back to {folder}.*--data-dir {holder}"):
+        find_cifar10_folder(tmp_path / "empty")
 
 
 def test_steady_rate_skips_the_warmup_epoch() -> None:
@@ -163,6 +191,8 @@ def test_driver_runs_real_scripts_and_writes_results(tiny_cifar: Path, tmp_path:
     for row in results["summary"]:
         assert row["params"] == EXPECTED_PARAMS_004A and row["images_per_sec"] > 0
     assert results["summary"][0]["ratio_vs_plain_torch"] == 1.0
+    # --data-dir named the folder holding cifar-10-batches-py/; every script got the resolved folder.
+    assert results["settings"]["data_folder"] == str(tiny_cifar / "cifar-10-batches-py")
     for run in results["runs"]:
         assert run["num_images"] == 150 and len(run["epoch_seconds"]) == 2 and run["threads"] == 1
     assert not list(out.parent.glob(".*.tmp"))  # no temporary file left behind
@@ -172,7 +202,34 @@ def test_driver_rejects_missing_data_dir(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         driver_main(["--data-dir", str(tmp_path / "nope"), "--output", str(tmp_path / "r.json")])
     assert exc.value.code == 2
-    assert "unpack.py cifar10" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unpack.py cifar10" in err and "does not hold cifar-10-batches-py/" in err
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_bench_runs_with_the_makefile_data_dir(tiny_cifar: Path, tmp_path: Path) -> None:
+    """`make bench` exactly as the Makefile writes it, on tiny data: its --data-dir "$(CNNLAB_DATA)" must work.
+
+    CNNLAB_DATA already holds the dataset, so the `data` target unpacks nothing; `-o` keeps make from
+    reinstalling the venv (the install stamp) whatever its age.
+    """
+    out = tmp_path / "make-bench.json"
+    bench_args = (f"--num-images 100 --epochs 2 --rounds 1 --threads 1 --frameworks plain_torch"
+                  f"{' cnnlab' if (REPO_DIR / 'recipes' / '004-a.yaml').is_file() else ''} "
+                  f"--quiet-wait 0 --max-busy-cores 99 --output {out}")
+    env = {k: v for k, v in os.environ.items() if k not in ("CNNLAB_DATA", "MAKEFLAGS", "BENCH_ARGS")}
+    command = ["make", "--no-print-directory", "-C", str(REPO_DIR), "-o", ".venv/.cnnlab-installed", "bench",
+               "VENV=.venv", f"PY={sys.executable}", f"CNNLAB_DATA={tiny_cifar}",
+               f"SHARED_DATASETS={tmp_path / 'no-shared'}", f"BENCH_ARGS={bench_args}"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    # make echoes the recipe line: the Makefile passed the holding folder, not cifar-10-batches-py itself.
+    assert f'benchmarks/train_speed.py --data-dir "{tiny_cifar}" --num-images 100' in proc.stdout
+    assert "unpacking" not in proc.stdout
+    results = json.loads(out.read_text())
+    assert results["settings"]["data_dir"] == str(tiny_cifar)
+    assert results["settings"]["data_folder"] == str(tiny_cifar / "cifar-10-batches-py")
+    assert {r["framework"] for r in results["runs"]} >= {"plain_torch"} and not results["failures"]
 
 
 def test_script_rejects_single_epoch(tiny_cifar: Path) -> None:

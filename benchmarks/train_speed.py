@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from cifar_pickles import DEFAULT_DATA_DIR, CifarDataError, find_cifar10_folder
 from machine_load import OtherLoadMeter, wait_until_quiet
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -199,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each runs every framework once")
     p.add_argument("--threads", type=int, default=2, help="intra-op CPU threads for every framework")
     p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS))
-    p.add_argument("--data-dir", type=Path, default=REPO_DIR / "data" / "cifar-10-batches-py",
-                   help="CIFAR-10 pickle folder (python /work/shared/datasets/unpack.py cifar10 DIR makes one)")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help="folder holding cifar-10-batches-py/, as for `cnnlab train --data-dir` and the Makefile's "
+                        "CNNLAB_DATA (python ../shared/datasets/unpack.py cifar10 DIR makes one)")
     p.add_argument("--recipe", type=Path, default=REPO_DIR / "recipes" / "004-a.yaml", help="cnnlab recipe")
     p.add_argument("--keras-python", type=Path, default=DEFAULT_KERAS_PYTHON, help="python of the Keras venv")
     p.add_argument("--max-busy-cores", type=float, default=0.3,
@@ -220,9 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("num_images", "rounds", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if not args.data_dir.is_dir():
-        parser.error(f"--data-dir {args.data_dir} does not exist; create it with: "
-                     "python /work/shared/datasets/unpack.py cifar10 DEST  (then --data-dir DEST/cifar-10-batches-py)")
+    try:
+        data_folder = find_cifar10_folder(args.data_dir)
+    except CifarDataError as err:
+        parser.error(str(err))
     if BASELINE not in args.frameworks:
         parser.error(f"--frameworks must include {BASELINE}: the ratios are relative to it")
 
@@ -235,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         jobs[framework] = Job(framework, args.keras_python if framework == "keras" else Path(sys.executable))
 
-    common = ["--data-dir", str(args.data_dir), "--num-images", str(args.num_images),
+    # Every script gets the resolved cifar-10-batches-py folder (their --data-dir accepts it, as cnnlab's does),
+    # so all read the same files and the Keras venv, which cannot import cnnlab, needs no lookup of its own.
+    common = ["--data-dir", str(data_folder), "--num-images", str(args.num_images),
               "--epochs", str(args.epochs), "--threads", str(args.threads)]
     extra = {"cnnlab": ["--recipe", str(args.recipe)]}
     machine = machine_info()
@@ -276,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([Path(sys.executable).name, *sys.argv]) if argv is None else " ".join(argv),
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "settings": {"num_images": args.num_images, "epochs": args.epochs, "timed_epochs": args.epochs - 1,
-                     "rounds": args.rounds, "threads": args.threads, "batch_size": 64, "order": order},
+                     "rounds": args.rounds, "threads": args.threads, "batch_size": 64, "order": order,
+                     "data_dir": str(args.data_dir), "data_folder": str(data_folder)},
         "machine": {**machine, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]
                     if hasattr(os, "getloadavg") else None},
         "summary": rows, "table_markdown": table, "runs": records, "notes": notes, "failures": failures,

@@ -92,3 +92,71 @@ def test_public_api_imports_in_any_order():
 
     assert callable(le) and callable(train_fn) and train_fn.__name__ == "train"
     assert callable(cnnlab.create_model) and callable(cnnlab.summary)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("optimizer.lr=inf", "optimizer.lr"),
+    ("optimizer.lr=.inf", "optimizer.lr"),
+    ("optimizer.lr=-.inf", "optimizer.lr"),
+    ("regularization.grad_clip=nan", "regularization.grad_clip"),
+    ("regularization.grad_clip=.nan", "regularization.grad_clip"),
+    ("optimizer.lr=1e999", "optimizer.lr"),
+    ("optimizer.lr=1" + "0" * 400, "optimizer.lr"),  # an int too big for a float
+    ("optimizer.betas=[0.9, .nan]", "optimizer.betas[1]"),
+    ("data.val_size=.inf", "data.val_size"),  # a Union[int, float] field
+])
+def test_non_finite_numbers_are_rejected_naming_the_key(override, key):
+    with pytest.raises(ConfigError) as err:
+        load_experiment(None, [override])
+    assert str(err.value).startswith(f"{key}: ") and "not a finite number" in str(err.value)
+
+
+def test_non_finite_numbers_in_yaml_are_rejected(tmp_path):
+    with pytest.raises(ConfigError, match=r"^optimizer\.lr: inf is not a finite number"):
+        load_experiment(write(tmp_path, "optimizer: {name: sgd, lr: .inf}\n"))
+    with pytest.raises(ConfigError, match=r"^regularization\.grad_clip: nan is not a finite number"):
+        load_experiment(write(tmp_path, "regularization:\n  grad_clip: .NaN\n"))
+
+
+@pytest.mark.parametrize("override, key", [
+    ("seed=99999999999999999999", "seed"),
+    ("seed=-9223372036854775809", "seed"),
+    ("epochs=1.0e+30", "epochs"),  # an integer-valued float, converted then range-checked
+    ("data.train_subset=99999999999999999999", "data.train_subset"),  # not read as a float 1e20
+])
+def test_huge_integers_name_the_key_and_the_range(override, key):
+    with pytest.raises(ConfigError) as err:
+        load_experiment(None, [override])
+    msg = str(err.value)
+    assert msg.startswith(f"{key}: ") and "out of range" in msg and "-2**63..2**63-1" in msg
+
+
+def test_largest_and_negative_seeds_torch_accepts_are_kept():
+    import torch
+
+    for seed in (2**63 - 1, -1, -(2**63)):
+        assert load_experiment(None, [f"seed={seed}"]).seed == seed
+        torch.Generator().manual_seed(seed)  # what the trainer does with it: no overflow
+
+
+def test_duplicate_yaml_key_names_key_file_and_line(tmp_path):
+    path = write(tmp_path, "epochs: 3\noptimizer:\n  name: sgd\n  lr: 0.1\n  momentum: 0.9\n  lr: 0.5\n")
+    with pytest.raises(ConfigError) as err:
+        load_experiment(path)
+    msg = str(err.value)
+    assert str(path) in msg and "line 6" in msg and "duplicate key 'lr'" in msg and "line 4" in msg
+
+
+def test_duplicate_top_level_key_and_in_override(tmp_path):
+    with pytest.raises(ConfigError, match=r"line 3: duplicate key 'epochs' \(first on line 1\)"):
+        load_experiment(write(tmp_path, "epochs: 3\nseed: 1\nepochs: 5\n"))
+    with pytest.raises(ConfigError, match="duplicate key 'dropout'"):
+        load_experiment(None, ["model.kwargs={dropout: 0.5, dropout: 0.1}"])
+
+
+def test_same_key_in_different_sections_and_merge_overrides_are_fine(tmp_path):
+    cfg = load_experiment(write(tmp_path, "optimizer: {name: sgd, lr: 0.1}\nschedule: {name: constant}\n"
+                                          "model:\n  kwargs: &k {dropout: 0.5}\n"
+                                          "logging:\n  other:\n    <<: *k\n    dropout: 0.1\n"))
+    assert cfg.optimizer.lr == 0.1 and cfg.model.kwargs == {"dropout": 0.5}
+    assert cfg.logging == {"other": {"dropout": 0.1}}

@@ -141,3 +141,19 @@ def test_too_large_subset_is_an_error(tmp_path):
         load_splits(DataConfig(train_subset=1000, download=False), 0, str(tmp_path))
     with pytest.raises(DataError, match="val_size"):
         load_splits(DataConfig(val_size=20, download=False), 0, str(tmp_path))
+
+
+def test_subset_fractions_and_the_one_rule_at_load_time(tmp_path):
+    make_cifar10(tmp_path, per_batch=40, test=40)  # 200 train, 40 test
+    s = load_splits(DataConfig(val_size=0.1, train_subset=0.5, test_subset=0.25, download=False), 0, str(tmp_path))
+    assert (len(s.val), len(s.train), len(s.test)) == (20, 90, 10)
+    # A config changed after validation still meets the same rule where the value is used:
+    # 1.0 is never "one image" (it used to give a 1-image val split).
+    cfg = DataConfig(download=False)
+    cfg.val_size = 1.0
+    with pytest.raises(DataError, match="data.val_size: 1.0 is not allowed: a fraction must be below 1"):
+        load_splits(cfg, 0, str(tmp_path))
+    cfg = DataConfig(download=False)
+    cfg.test_subset = 10.0
+    with pytest.raises(DataError, match="data.test_subset: 10.0 .*write an integer count"):
+        load_splits(cfg, 0, str(tmp_path))

@@ -69,3 +69,47 @@ def test_error_lists_allowed_values():
 @pytest.mark.parametrize("split", [[0.6, 0.2, 0.2], [1200, 400, 400], [0.8, 0, 0.2], [1, 0, 0]])
 def test_good_folder_splits(split):
     assert DataConfig(name="folder", folder_split=split).folder_split == split
+
+
+@pytest.mark.parametrize("key, value", [
+    ("val_size", 1.0), ("val_size", 5000.0), ("val_size", 1.5),
+    ("train_subset", 1.0), ("train_subset", 2000.0), ("test_subset", 1.0),
+])
+def test_a_float_of_one_or_more_is_not_a_count(key, value):
+    # 1.0 used to mean one image (val acc 100%); an int is a count, a float a fraction in (0, 1)
+    with pytest.raises(ValueError) as e:
+        DataConfig(**{key: value})
+    msg = str(e.value)
+    assert msg.startswith(f"data.{key}: {value!r}")
+    assert "a fraction must be below 1; write an integer count such as 5000" in msg
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    ({"val_size": float("nan")}, "data.val_size"),
+    ({"val_size": -0.1}, "data.val_size"),
+    ({"train_subset": 0.0}, "data.train_subset"),
+    ({"test_subset": -0.5}, "data.test_subset"),
+    ({"train_subset": True}, "data.train_subset"),
+])
+def test_bad_counts_or_fractions(kwargs, key):
+    with pytest.raises(ValueError, match=key):
+        DataConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"val_size": 0}, {"val_size": 0.0}, {"val_size": 5000}, {"val_size": 0.1},
+                                    {"train_subset": 1}, {"train_subset": 0.5}, {"test_subset": 0.999}])
+def test_good_counts_and_fractions(kwargs):
+    DataConfig(**kwargs)
+
+
+def test_config_loader_keeps_the_rule(tmp_path):
+    from cnnlab.config import ConfigError
+    from cnnlab.experiment import load_experiment
+
+    with pytest.raises(ConfigError, match=r"^data\.val_size: 1\.0 is not allowed: a fraction must be below 1"):
+        load_experiment(None, ["data.val_size=1.0"])
+    with pytest.raises(ConfigError, match=r"^data\.train_subset: 1000\.0 is not allowed: a fraction"):
+        load_experiment(None, ["data.train_subset=1000.0"])
+    cfg = load_experiment(None, ["data.val_size=5000", "data.train_subset=0.25"])
+    assert (cfg.data.val_size, cfg.data.train_subset) == (5000, 0.25)
+    assert isinstance(cfg.data.val_size, int)

@@ -137,3 +137,64 @@ def test_archive_placed_in_data_dir_is_extracted_there(tmp_path):
     make_archive(tmp_path / "build" / "cifar-10-batches-py", mine / "cifar-10-python.tar.gz")
     assert find_data_dir("cifar10", str(mine)) == mine / "cifar-10-batches-py"
     assert len(load_splits(DataConfig(download=False), 0, str(mine)).train) == 20
+
+
+def _cifar_archive_bytes(tmp_path, per_batch=30):
+    make_cifar10(tmp_path / "build", per_batch=per_batch, test=30)
+    return make_archive(tmp_path / "build" / "cifar-10-batches-py", tmp_path / "full.tar.gz").read_bytes()
+
+
+@pytest.mark.parametrize("keep", [20, 300, 0.5, -4, -30])  # bytes kept (a float: that share of the file)
+def test_truncated_local_archive_is_named_and_nothing_is_left(tmp_path, keep):
+    data = _cifar_archive_bytes(tmp_path)
+    cut = int(len(data) * keep) if isinstance(keep, float) else keep
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    archive = mine / "cifar-10-python.tar.gz"
+    archive.write_bytes(data[:cut])
+    with pytest.raises(DataError) as e:
+        find_data_dir("cifar10", str(mine))
+    msg = str(e.value)
+    assert f"archive {archive} is truncated or damaged" in msg and "delete it" in msg
+    assert "\n" not in msg
+    assert sorted(p.name for p in mine.iterdir()) == ["cifar-10-python.tar.gz"]  # nothing half-extracted
+
+
+def test_corrupt_gzip_data_is_named(tmp_path):
+    data = bytearray(_cifar_archive_bytes(tmp_path))
+    data[len(data) // 2: len(data) // 2 + 64] = bytes(64)  # zeros in the middle of the deflate stream
+    archive = tmp_path / "mine" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir()
+    archive.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=f"archive {archive} is truncated or damaged"):
+        find_data_dir("cifar10", str(tmp_path / "mine"))
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["cifar-10-python.tar.gz"]
+
+
+@pytest.mark.parametrize("members", [
+    [_file("notes"), _file("data_batch_1")],  # a foreign archive at the top level
+    [_file("cifar-10-batches-py/readme.html")],  # the right folder, without the batches
+    [_file(f"cifar-10-batches-py/{n}") for n in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                                                "data_batch_5", "test_batch", "batches.meta")] + [_file("notes")],
+])
+def test_foreign_archive_with_the_right_name_is_refused_and_not_extracted(tmp_path, members):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    archive = _tar_with(mine / "cifar-10-python.tar.gz", members)
+    for _ in range(2):  # the second run gives the same message (it used to say "notes already exists")
+        with pytest.raises(DataError) as e:
+            find_data_dir("cifar10", str(mine))
+        msg = str(e.value)
+        assert f"archive {archive} is not the expected dataset archive" in msg
+        assert "cifar-10-batches-py/" in msg and "data_batch_5" in msg and "batches.meta" in msg
+        assert "Nothing was extracted" in msg
+        assert sorted(p.name for p in mine.iterdir()) == ["cifar-10-python.tar.gz"]
+
+
+def test_publisher_style_archive_with_folder_entry_and_readme_is_accepted(tmp_path):
+    make_cifar10(tmp_path / "build", per_batch=4, test=10)
+    (tmp_path / "build" / "cifar-10-batches-py" / "readme.html").write_text("<html></html>")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    make_archive(tmp_path / "build" / "cifar-10-batches-py", mine / "cifar-10-python.tar.gz")  # has the dir entry
+    assert find_data_dir("cifar10", str(mine)) == mine / "cifar-10-batches-py"

@@ -40,3 +40,28 @@ def test_info_accepts_a_folder_path_as_name(tmp_path):
     assert "dataset folder: 2 classes" in text and "split sizes: train 6, val 2, test 2" in text
     with pytest.raises(DataError, match="unknown dataset 'mnist'"):
         dataset_info("mnist", None, tmp_path / "g.png")
+
+
+def test_info_keeps_the_callers_matplotlib_backend(tmp_path):
+    """The data layer changes no global state: a notebook's backend (here svg) stays as it was."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    make_cifar10(tmp_path / "d", per_batch=2, test=10)
+    script = textwrap.dedent(f"""
+        import matplotlib
+        matplotlib.use("svg")
+        from cnnlab.data import DataConfig, dataset_info
+        dataset_info("cifar10", {str(tmp_path / "d")!r}, {str(tmp_path / "g.png")!r}, DataConfig(download=False),
+                     samples_per_class=2)
+        print("backend", matplotlib.get_backend())
+    """)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    env.pop("MPLBACKEND", None)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-1] == "svg"
+    with Image.open(tmp_path / "g.png") as img:
+        assert img.format == "PNG"

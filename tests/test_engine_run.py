@@ -18,8 +18,11 @@ def tiny_cfg(*extra: str, recipe: str = "004-a", **kw):
 
 
 def test_run_folder_has_everything(tiny_cifar, tmp_path):
+    from cnnlab.pipeline import run_experiment
+
     cfg = tiny_cfg(recipe="004-d", epochs=3, **{"data.normalize": "zscore"})
-    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None, report=False)
+    result = run_experiment(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None,
+                            report=False)
     run = result.run_dir
     assert result.status == "completed" and run.parent == tmp_path and run.name.endswith("-004-d")
     assert "Total params: 82,346" in (run / "model_summary.txt").read_text()
@@ -56,7 +59,7 @@ def weights_of(run_dir):
 def test_same_seed_same_weights_other_seed_differs(tiny_cifar, tmp_path):
     aug = ["augment.hflip=true", "augment.rotation=10", "augment.crop_padding=2"]
     runs = [train(tiny_cfg(*aug, seed=s), runs_dir=tmp_path / str(i), data_dir=str(tiny_cifar), quiet=True,
-                  log=lambda s: None, report=False).run_dir for i, s in enumerate([3, 3, 4])]
+                  log=lambda s: None).run_dir for i, s in enumerate([3, 3, 4])]
     a, b, c = (weights_of(r) for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
@@ -67,7 +70,7 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tiny_cifar, 
     # with a message, and keep the checkpoint and metrics of the last finished epoch.
     cfg = tiny_cfg("optimizer.name=sgd", "optimizer.lr=1.0e+12", "data.normalize=none", epochs=4)
     with pytest.raises(TrainingDiverged, match="NaN or infinite") as err:
-        train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None, report=False)
+        train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
     run = next(tmp_path.iterdir())
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "diverged" and "optimizer.lr" in str(err.value)
@@ -91,7 +94,7 @@ def test_binary_head_on_two_classes(tmp_path):
     cfg = load_experiment(None, tiny_overrides(**{"data.val_size": 0}) + [
         "data.name=folder", f"data.root={tmp_path / 'pets'}", "data.folder_split=[18, 6, 6]",
         "model.name=cnn004", "model.kwargs={num_classes: 1}", "optimizer.name=rmsprop", "optimizer.lr=0.001"])
-    result = train(cfg, runs_dir=tmp_path / "runs", quiet=True, log=lambda s: None, report=False)
+    result = train(cfg, runs_dir=tmp_path / "runs", quiet=True, log=lambda s: None)
     preds = np.load(result.run_dir / "predictions" / "test.npz")
     assert preds["probs"].shape == (12, 1) and ((preds["probs"] >= 0) & (preds["probs"] <= 1)).all()
     assert result.summary["final"]["test_acc"] is not None
@@ -100,13 +103,13 @@ def test_binary_head_on_two_classes(tmp_path):
 def test_class_count_mismatch_is_an_error(tiny_cifar, tmp_path):
     with pytest.raises(ValueError, match="labels would be out of range"):
         train(tiny_cfg("model.kwargs={num_classes: 5}"), runs_dir=tmp_path, data_dir=str(tiny_cifar),
-              quiet=True, log=lambda s: None, report=False)
+              quiet=True, log=lambda s: None)
 
 
 def test_early_stopping_stops_after_patience(tiny_cifar, tmp_path):
     cfg = tiny_cfg("early_stopping.patience=1", "early_stopping.monitor=train_loss", "early_stopping.min_delta=100",
                    epochs=6)
-    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None, report=False)
+    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
     assert result.status == "early_stopped" and result.summary["epochs_completed"] == 2
 
 
@@ -114,14 +117,14 @@ def test_ema_and_l2_and_schedule_run(tiny_cifar, tmp_path):
     cfg = tiny_cfg("regularization.ema=0.9", "regularization.l2=0.001", "regularization.grad_clip=1.0",
                    "schedule.name=onecycle", "regularization.label_smoothing=0.1", "optimizer.name=sgd",
                    "optimizer.lr=0.05", "optimizer.momentum=0.9", "optimizer.nesterov=true")
-    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None, report=False)
+    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
     rows = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["lr"] != rows[1]["lr"]   # the schedule moved the LR
     assert result.status == "completed"
 
 
 def test_pretrained_from_a_run_folder(tiny_cifar, tmp_path):
-    first = train(tiny_cfg(epochs=1), runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None, report=False)
+    first = train(tiny_cfg(epochs=1), runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
     from cnnlab.train.setup import build_model
 
     cfg = tiny_cfg(f"model.pretrained={first.run_dir}")
@@ -132,7 +135,7 @@ def test_pretrained_from_a_run_folder(tiny_cifar, tmp_path):
 
 def test_flip_tta_adds_a_second_test_row(tiny_cifar, tmp_path):
     result = train(tiny_cfg("tta=true", epochs=1), runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True,
-                   log=lambda s: None, report=False)
+                   log=lambda s: None)
     tta = np.load(result.run_dir / "predictions" / "test_tta.npz")
     plain = np.load(result.run_dir / "predictions" / "test.npz")
     assert tta["probs"].shape == plain["probs"].shape and not np.allclose(tta["probs"], plain["probs"])
@@ -142,15 +145,21 @@ def test_flip_tta_adds_a_second_test_row(tiny_cifar, tmp_path):
 def test_unknown_logger_is_a_config_error_before_any_run_folder(tiny_cifar, tmp_path):
     with pytest.raises(ValueError, match="unknown logger"):
         train(tiny_cfg("logging={wandb: true}"), runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True,
-              log=lambda s: None, report=False)
+              log=lambda s: None)
     assert not list(tmp_path.iterdir())
 
 
-def test_deterministic_mode_runs_and_is_recorded(tiny_cifar, tmp_path):
-    try:
-        result = train(tiny_cfg("deterministic=true", epochs=1), runs_dir=tmp_path, data_dir=str(tiny_cifar),
-                       quiet=True, log=lambda s: None, report=False)
-        assert torch.are_deterministic_algorithms_enabled()
-        assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["deterministic"] is True
-    finally:
-        torch.use_deterministic_algorithms(False)
+def test_deterministic_mode_is_on_during_the_run_recorded_and_restored_after(tiny_cifar, tmp_path):
+    from cnnlab.train.callbacks import Callback
+
+    class Seen(Callback):
+        def on_train_begin(self, logs):
+            self.flags = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads())
+
+    seen = Seen()
+    before = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads())
+    result = train(tiny_cfg("deterministic=true", epochs=1, threads=2), runs_dir=tmp_path, data_dir=str(tiny_cifar),
+                   quiet=True, log=lambda s: None, callbacks=[seen])
+    assert seen.flags == (True, 2)
+    assert (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()) == before == (False, 1)
+    assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["deterministic"] is True

@@ -1,27 +1,58 @@
-"""write_run_report on fake run folders, complete and with parts missing."""
+"""write_run_report on real tiny runs (see report_fixtures.real_runs), complete and with parts missing."""
 from __future__ import annotations
 
+import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from cnnlab.evaluate.examples import example_groups
 from cnnlab.report import write_run_report
-from cnnlab.report.run_folder import RunFolderError, load_run
-from report_fixtures import fake_images, make_run
+from cnnlab.runfolder import load_run_data
+from report_fixtures import RealRuns, copy_run, edit_summary, read_summary, real_runs, train_tiny
 
-FEW_CLASSES = ["cat", "dog", "frog"]  # cheaper figures where the class count does not matter
+EXAMPLE_GROUPS_SHOWN = 9  # EXAMPLES_PER_GROUP of the report
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory) -> RealRuns:
+    return real_runs(tmp_path_factory)
 
 
 def _img_sources(html_text: str) -> list[str]:
     return re.findall(r'<img src="([^"]+)"', html_text)
 
 
-def test_full_report_is_self_contained_with_all_sections(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path)
-    html_path, md_path = write_run_report(run_dir, images={"test": fake_images(60)})
+def _grids(run_dir: Path, split: str = "test") -> int:
+    """How many example grids the report draws for ``split``: one per non-empty group."""
+    predictions = load_run_data(run_dir).predictions[split]
+    groups = example_groups(predictions.probs, predictions.labels, None, predictions.indices, EXAMPLE_GROUPS_SHOWN)
+    return sum(1 for rows in groups.values() if rows)
+
+
+def test_from_train_to_report_html_with_the_real_test_accuracy_and_curves(real: RealRuns, tmp_path: Path) -> None:
+    # real.base was made by cnnlab.train.train() (report_fixtures.train_tiny); no numbers are made up here
+    run_dir = copy_run(real.base, tmp_path)
+    html_path, md_path = write_run_report(run_dir)
+    page = html_path.read_text(encoding="utf-8")
+    test_acc = read_summary(run_dir)["final"]["test_acc"]
+    shown = f"{100 * test_acc:.2f}%"
+    assert re.search(rf"<tr><td>test</td><td>[0-9.]+</td><td>{re.escape(shown)}</td></tr>", page)  # final results
+    with np.load(run_dir / "predictions" / "test.npz") as archive:  # the same number recomputed from predictions
+        assert float(np.mean(archive["probs"].argmax(1) == archive["labels"])) == pytest.approx(test_acc)
+    assert f"| test | 12 | {shown} |" in md_path.read_text(encoding="utf-8")
+    assert re.search(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]{1000,}" alt="loss and accuracy per epoch">', page)
+    with Image.open(run_dir / "figures" / "curves.png") as image:
+        assert image.size[0] >= 800 and np.asarray(image.convert("L")).std() > 5
+    assert load_run_data(run_dir).missing == []  # a real run holds every file the report reads
+
+
+def test_full_report_is_self_contained_with_all_sections(real: RealRuns, tmp_path: Path) -> None:
+    run_dir = copy_run(real.base, tmp_path)
+    html_path, md_path = write_run_report(run_dir, images={"test": real.test_images})
     assert html_path == run_dir / "report.html" and md_path == run_dir / "report.md"
     page = html_path.read_text(encoding="utf-8")
     sources = _img_sources(page)
@@ -30,112 +61,112 @@ def test_full_report_is_self_contained_with_all_sections(tmp_path: Path) -> None
     for heading in ("Training curves", "Metrics per split", "Per class (test)", "Confusion matrices",
                     "Best and worst examples", "Timing and size", "Model summary", "Config", "Versions and hardware"):
         assert f"<h2>{heading}</h2>" in page
-    assert "Right, highest probability" in page and "automobile" in page
-    # 2 curves + 2 confusion figures per split x 3 splits + 4 example grids
-    assert len(sources) == 2 + 6 + 4
+    assert "Right, highest probability" in page and "frog" in page
+    grids = _grids(run_dir)
+    assert grids >= 3  # the tiny run gets some test images right and some wrong
+    # 2 curves + 2 confusion figures per split x 3 splits + one grid per non-empty example group
+    assert len(sources) == 2 + 6 + grids
     markdown = md_path.read_text(encoding="utf-8")
     linked = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", markdown)
     assert len(linked) == len(sources)
     assert all((run_dir / link).is_file() for link in linked)
     assert "| pred_prob | pred_cat | y_cat | idx |" in markdown
+    summary = read_summary(run_dir)
+    assert f"hardware: " in page and str(summary["params"]["total"]) in page.replace(",", "")
 
 
-def test_reported_accuracy_matches_the_predictions(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path, splits=("test",), classes=FEW_CLASSES)
-    with np.load(run_dir / "predictions" / "test.npz") as archive:
-        accuracy = float(np.mean(archive["probs"].argmax(1) == archive["labels"]))
-    _, md_path = write_run_report(run_dir)
-    assert f"| test | 60 | {100 * accuracy:.2f}% |" in md_path.read_text(encoding="utf-8")
-
-
-def test_flip_tta_predictions_are_a_second_test_row(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path, splits=("test",), classes=FEW_CLASSES)
-    with np.load(run_dir / "predictions" / "test.npz") as archive:
-        np.savez(run_dir / "predictions" / "test_tta.npz", probs=np.eye(3, dtype=np.float32)[archive["labels"]],
-                 labels=archive["labels"], indices=archive["indices"])
+def test_flip_tta_run_gets_a_second_test_row(real: RealRuns, tmp_path: Path) -> None:
+    run_dir = train_tiny(tmp_path / "runs", real.data, "epochs=1", "tta=true")
+    assert (run_dir / "predictions" / "test_tta.npz").is_file()
+    tta_acc = read_summary(run_dir)["final"]["test_tta_acc"]
     html_path, md_path = write_run_report(run_dir)
     lines = md_path.read_text(encoding="utf-8").splitlines()
-    assert any(line.startswith("| test (flip TTA) | 60 | 100.00% |") for line in lines)
-    assert len(_img_sources(html_path.read_text(encoding="utf-8"))) == 2 + 2  # no extra confusion figures
+    assert any(line.startswith(f"| test (flip TTA) | 12 | {100 * tta_acc:.2f}% |") for line in lines)
+    assert len(_img_sources(html_path.read_text(encoding="utf-8"))) == 2 + 6 + _grids(run_dir)  # no extra confusion
 
 
-def test_binary_sigmoid_run_reports_both_classes(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path, splits=(), classes=["cat", "dog"])
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, size=40)
-    p_dog = np.clip(labels * 0.6 + rng.uniform(0, 0.4, size=40), 0, 1).astype(np.float32)  # all right
-    (run_dir / "predictions").mkdir(exist_ok=True)
-    np.savez(run_dir / "predictions" / "test.npz", probs=p_dog[:, None], labels=labels, indices=np.arange(40))
+def test_binary_sigmoid_run_without_validation(real: RealRuns, tmp_path: Path) -> None:
+    run_dir = copy_run(real.binary, tmp_path)
+    with np.load(run_dir / "predictions" / "test.npz") as archive:
+        assert archive["probs"].shape == (16, 1)  # one sigmoid output
+        accuracy = float(np.mean((archive["probs"][:, 0] > 0.5) == archive["labels"]))
     _, md_path = write_run_report(run_dir)
     markdown = md_path.read_text(encoding="utf-8")
-    assert "| test | 40 | 100.00% |" in markdown and "| dog |" in markdown
-    assert "No confusions on test" in markdown
+    assert f"| test | 16 | {100 * accuracy:.2f}% |" in markdown and "| dog |" in markdown and "| cat |" in markdown
+    assert "No validation split: only training curves are shown." in markdown
+    assert "| validation |" not in markdown
 
 
-def test_one_bad_prediction_file_is_skipped_with_a_note(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path, splits=("val", "test"), classes=FEW_CLASSES)
+def test_one_bad_prediction_file_is_skipped_with_a_note(real: RealRuns, tmp_path: Path) -> None:
+    run_dir = copy_run(real.base, tmp_path)  # a corrupt file no real run writes
     np.savez(run_dir / "predictions" / "val.npz", probs=np.full((4, 3), 1 / 3, dtype=np.float32),
              labels=np.array([0, 1, 2, 7]), indices=np.arange(4))
     _, md_path = write_run_report(run_dir)
     markdown = md_path.read_text(encoding="utf-8")
     assert "predictions/val.npz skipped" in markdown and "[0, 3)" in markdown
-    assert "| test | 60 |" in markdown and "Per class (test)" in markdown
+    assert "| test | 12 |" in markdown and "Per class (test)" in markdown
 
 
-def test_missing_parts_are_named_and_the_report_still_renders(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path, with_val=False, splits=(), with_model_summary=False)
-    (run_dir / "config.yaml").unlink()
+def test_missing_parts_are_named_and_the_report_still_renders(real: RealRuns, tmp_path: Path) -> None:
+    run_dir = copy_run(real.base, tmp_path)
+    for name in ("config.yaml", "model_summary.txt"):
+        (run_dir / name).unlink()
+    for npz in (run_dir / "predictions").glob("*.npz"):
+        npz.unlink()
     html_path, md_path = write_run_report(run_dir)
     markdown = md_path.read_text(encoding="utf-8")
     assert "Missing from this run" in markdown
     for absent in ("predictions/*.npz", "model_summary.txt", "config.yaml"):
         assert absent in markdown
-    assert "No validation split" in markdown
     assert len(_img_sources(html_path.read_text(encoding="utf-8"))) == 2  # curves and learning rate only
 
 
-def test_images_that_do_not_match_the_predictions_skip_the_grids_with_a_note(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path, splits=("test",), classes=FEW_CLASSES)
-    _, md_path = write_run_report(run_dir, images={"test": fake_images(59)})
+def test_images_that_do_not_match_the_predictions_skip_the_grids_with_a_note(real: RealRuns, tmp_path: Path) -> None:
+    run_dir = copy_run(real.base, tmp_path)
+    _, md_path = write_run_report(run_dir, images={"test": real.test_images[:-1]})
     markdown = md_path.read_text(encoding="utf-8")
-    assert "number 59 but its predictions 60" in markdown
+    assert "number 11 but its predictions 12" in markdown
     assert "examples_test_" not in markdown
 
 
-def test_grids_are_reused_without_images_until_the_predictions_change(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path, splits=("test",), classes=FEW_CLASSES)
-    write_run_report(run_dir, images={"test": fake_images(60)})
-    grid = run_dir / "figures" / "examples_test_wrong_highest.png"
+def test_grids_are_reused_without_images_until_the_predictions_change(real: RealRuns, tmp_path: Path) -> None:
+    run_dir = copy_run(real.base, tmp_path / "a")
+    write_run_report(run_dir, images={"test": real.test_images})
+    grid = run_dir / "figures" / "examples_test_right_highest.png"
     drawn = grid.read_bytes()
+    expected = 2 + 6 + _grids(run_dir)
     html_path, _ = write_run_report(run_dir)  # as `cnnlab report RUN` without the dataset
     assert grid.read_bytes() == drawn
-    assert len(_img_sources(html_path.read_text(encoding="utf-8"))) == 2 + 2 + 4
-    shutil.copytree(run_dir, tmp_path / "copy")  # a copy (new mtimes) still reuses its grids
-    assert len(_img_sources(write_run_report(tmp_path / "copy")[0].read_text(encoding="utf-8"))) == 2 + 2 + 4
+    assert len(_img_sources(html_path.read_text(encoding="utf-8"))) == expected
+    copy = copy_run(run_dir, tmp_path / "copy")  # a copy (new mtimes) still reuses its grids
+    assert len(_img_sources(write_run_report(copy)[0].read_text(encoding="utf-8"))) == expected
     with np.load(run_dir / "predictions" / "test.npz") as archive:  # re-evaluated predictions
         np.savez(run_dir / "predictions" / "test.npz", probs=archive["probs"][::-1], labels=archive["labels"],
                  indices=archive["indices"])
     _, md_path = write_run_report(run_dir)
     assert not grid.exists()  # stale grid removed, not shown beside new predictions
     assert "examples are tables only" in md_path.read_text(encoding="utf-8")
-    assert not [p for p in run_dir.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+    assert not [p for p in run_dir.rglob("*") if p.name.endswith(".tmp")]
 
 
-def test_bad_run_folders_raise_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(RunFolderError, match="does not exist"):
-        load_run(tmp_path / "nope")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(RunFolderError, match="is it a run folder"):
-        load_run(tmp_path / "empty")
-    run_dir = make_run(tmp_path)
-    (run_dir / "metrics.jsonl").write_text('{"epoch": 1}\nnot json\n{"epoch": 3}\n')
-    with pytest.raises(RunFolderError, match=r"metrics.jsonl:2"):
-        load_run(run_dir)
+HOSTILE = ["<script>alert(1)</script>", "a|b", "x & y"]
 
 
-def test_a_partial_last_metrics_line_is_tolerated(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path)
-    with (run_dir / "metrics.jsonl").open("a") as handle:
-        handle.write('{"epoch": 4, "train_lo')
-    run = load_run(run_dir)
-    assert len(run.metrics) == 3 and "partial last line" in run.warnings[0]
+def test_class_names_are_escaped_in_markdown_and_html(real: RealRuns, tmp_path: Path) -> None:
+    # a "/" cannot be in a folder (class) name, so this summary is edited: raw HTML and a table pipe
+    run_dir = copy_run(real.base, tmp_path)
+    edit_summary(run_dir, classes=HOSTILE)
+    html_path, md_path = write_run_report(run_dir)
+    markdown = md_path.read_text(encoding="utf-8")
+    assert "<script" not in markdown and "</script>" not in markdown
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markdown and "x &amp; y" in markdown
+    per_class = markdown.split("## Per class")[1].split("##")[0]
+    table = [line for line in per_class.splitlines() if line.startswith("|")]
+    assert "| a\\|b |" in per_class
+    pipes = [len(re.findall(r"(?<!\\)\|", line)) for line in table]
+    assert pipes == [pipes[0]] * len(table) == [6] * len(table)  # no row gained a column
+    assert sum(1 for line in table if line.startswith("| &lt;script&gt;")) == 1
+    page = html_path.read_text(encoding="utf-8")
+    assert "alert(1)</script>" not in page and page.count("<script>") == 1  # only the page's own sort script
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<td>a|b</td>" in page
+    assert json.loads((run_dir / "summary.json").read_text())["classes"] == HOSTILE

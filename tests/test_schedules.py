@@ -1,8 +1,10 @@
 """Every LR schedule, checked at steps where the answer is known by hand."""
 import math
+from pathlib import Path
 
 import pytest
 
+from cnnlab.experiment import load_experiment
 from cnnlab.train.options import ScheduleConfig
 from cnnlab.train.schedules import lr_at, lr_curve
 
@@ -62,3 +64,58 @@ def test_linear_warmup_then_schedule():
 def test_schedule_curve_is_monotone_for_step_schedules():
     curve = lr_curve(SPE, EPOCHS, LR, ScheduleConfig(name="step", step_size=2, gamma=0.1))
     assert all(a >= b for a, b in zip(curve, curve[1:])) and not math.isclose(curve[0], curve[-1])
+
+
+# Report 004-d's Keras callback, transcribed literally (LearningRateScheduler passes the 0-based
+# epoch index). As written, `elif epoch > 75` is unreachable: epoch > 50 catches it first.
+def keras_lr_as_written(epoch):
+    lrate = 0.001
+    if epoch > 50:
+        lrate = 0.0005
+    elif epoch > 75:
+        lrate = 0.0003
+    return lrate
+
+
+# The evident intent: the same thresholds with the branches ordered so 3e-4 is reached.
+def keras_lr_intended(epoch):
+    lrate = 0.001
+    if epoch > 75:
+        lrate = 0.0003
+    elif epoch > 50:
+        lrate = 0.0005
+    return lrate
+
+
+RECIPE_004D = Path(__file__).resolve().parents[1] / "recipes" / "004-d.yaml"
+
+
+def _epoch_lrs(cfg, steps_per_epoch=3):
+    """Our LR at the first and last step of every epoch 0..epochs-1 (asserting they agree)."""
+    lrs = []
+    for epoch in range(cfg.epochs):
+        first, last = (lr_at(epoch * steps_per_epoch + s, steps_per_epoch, cfg.epochs, cfg.optimizer.lr, cfg.schedule)
+                       for s in (0, steps_per_epoch - 1))
+        assert first == last, f"LR changes inside epoch {epoch}"
+        lrs.append(first)
+    return lrs
+
+
+@pytest.mark.parametrize("overrides, keras_fn", [
+    ([], keras_lr_intended),                                               # the recipe as shipped
+    (["schedule.values=[0.001,0.0005,0.0005]"], keras_lr_as_written),      # the report's code as written
+])
+def test_recipe_004d_matches_report_keras_schedule_every_epoch(overrides, keras_fn):
+    cfg = load_experiment(RECIPE_004D, overrides)
+    assert cfg.epochs == 100 and cfg.schedule.name == "piecewise" and cfg.schedule.warmup_epochs == 0
+    ours = _epoch_lrs(cfg)
+    expected = [keras_fn(e) for e in range(100)]
+    wrong = [(e, o, x) for e, (o, x) in enumerate(zip(ours, expected)) if o != x]
+    assert not wrong, f"(0-based epoch, ours, Keras) where they differ: {wrong}"
+
+
+def test_keras_transcriptions_differ_only_where_the_elif_is_unreachable():
+    # Guards the two transcriptions above: they agree up to index 75 and differ from 76 on.
+    assert [keras_lr_as_written(e) for e in range(76)] == [keras_lr_intended(e) for e in range(76)]
+    assert keras_lr_as_written(50) == 0.001 and keras_lr_as_written(51) == 0.0005
+    assert keras_lr_intended(75) == 0.0005 and keras_lr_intended(76) == 0.0003 and keras_lr_as_written(99) == 0.0005

@@ -1,28 +1,79 @@
-"""Atomic file writes: a reader never sees a half-written report or figure."""
+"""Atomic, durable file writes: a reader never sees a half-written file, even after a power loss.
+
+The new content goes to a temporary file beside the target, is flushed to the disk (fsync),
+renamed over the target (atomic on one file system), and the folder entry is flushed too, so
+after a crash at any instant the target holds either the old or the new content.
+"""
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Callable
 
+# Temporary names: ".<name>.<pid>.<random>.tmp" beside the target (see stale_temp_files).
+TMP_SUFFIX = ".tmp"
+
+
+class DiskFullError(OSError):
+    """No space left while writing a file; the previous version of the file is kept."""
+
+
+def _fsync_path(path: Path, directory: bool = False) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return  # e.g. a folder that cannot be opened on this platform: nothing more to flush
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):  # fs without fsync (some tmpfs, pipes)
+            raise
+    finally:
+        os.close(fd)
+
+
+def _looks_like_disk_full(err: BaseException, folder: Path) -> bool:
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    # torch.save ("unexpected pos") and safetensors report a full disk in their own words.
+    text = str(err).lower()
+    if "no space left" in text or "unexpected pos" in text:
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20   # under 1 MiB free: the write could not have fit
+    except OSError:
+        return False
+
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then make it ``path`` durably.
 
-    The temporary file lives in the same folder so that ``os.replace`` is an atomic rename
-    on one file system; it is created empty first (mode from the umask, like any new file,
-    unlike mkstemp's 0600) and removed if ``write`` raises.
+    The temporary file is created empty first, so it gets the umask's mode like any new file; a
+    writer that replaces the file (safetensors writes 0600) gets that mode back before the rename.
+    A failure removes the temporary file and leaves ``path`` as it was; a full disk raises
+    DiskFullError naming the file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp_path.open("xb").close()
+    tmp_path = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
     try:
+        tmp_path.open("xb").close()
+        mode = tmp_path.stat().st_mode & 0o777
         write(tmp_path)
+        if tmp_path.stat().st_mode & 0o777 != mode:
+            os.chmod(tmp_path, mode)
+        _fsync_path(tmp_path)
         os.replace(tmp_path, path)
-    except BaseException:
+        _fsync_path(path.parent, directory=True)
+    except BaseException as err:
         tmp_path.unlink(missing_ok=True)
+        if isinstance(err, Exception) and _looks_like_disk_full(err, path.parent):
+            raise DiskFullError(errno.ENOSPC, f"the disk is full: could not write {path} (the previous version, "
+                                f"if any, is kept); free some space on {path.parent} and run again") from err
         raise
     return path
 
@@ -35,3 +86,16 @@ def write_text_atomically(path: Path, text: str) -> Path:
 def write_bytes_atomically(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically."""
     return write_atomically(path, lambda tmp: tmp.write_bytes(data))
+
+
+def stale_temp_files(folder: Path) -> list[Path]:
+    """Temporary files left under ``folder`` by a writer that was killed mid-write."""
+    return sorted(p for p in Path(folder).rglob(f".*{TMP_SUFFIX}") if p.is_file())
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete what ``stale_temp_files`` finds; call it only while no other process writes there."""
+    removed = stale_temp_files(folder)
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed

@@ -12,13 +12,14 @@ EXIT_INTERRUPTED = 130
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from cnnlab.experiment import load_experiment
-    from cnnlab.train.loop import train
+    from cnnlab.pipeline import run_experiment
+    from cnnlab.train.experiment import load_experiment
 
+    report = not args.no_report
     if args.resume:
         if args.experiment or args.override:
             raise ValueError("--resume continues a run with its saved config: give no experiment file or -o")
-        result = train(None, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet, report=not args.no_report)
+        result = run_experiment(None, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet, report=report)
         print(result.run_dir)
         return EXIT_INTERRUPTED if result.status == "interrupted" else 0
     if not args.experiment:
@@ -29,19 +30,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     for seed in seeds:
         if seed is not None:
             cfg = load_experiment(args.experiment, list(args.override) + [f"seed={seed}"])
-        result = train(cfg, runs_dir=args.runs_dir, data_dir=args.data_dir, quiet=args.quiet, seed_suffix=seed,
-                       report=not args.no_report)
+        result = run_experiment(cfg, runs_dir=args.runs_dir, data_dir=args.data_dir, quiet=args.quiet,
+                                seed_suffix=seed, report=report)
         run_dirs.append(result.run_dir)
         if result.status == "interrupted":
             print(result.run_dir)
             return EXIT_INTERRUPTED
     if len(run_dirs) > 1:
-        try:
-            from cnnlab.report.compare import compare_runs
-        except ImportError:
-            pass
-        else:
-            print(compare_runs(run_dirs, fmt="md"))
+        from cnnlab.report.compare import compare_runs
+
+        print(compare_runs(run_dirs, fmt="md"))
     for run_dir in run_dirs:
         print(run_dir)  # the last line is the run folder, for scripts
     return 0
@@ -65,8 +63,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 def _cmd_data_info(args: argparse.Namespace) -> int:
     from cnnlab.data import dataset_info
 
-    out = Path(args.out) if args.out else Path(f"{args.name}-samples.png")
-    print(dataset_info(args.name, args.data_dir, out))
+    print(dataset_info(args.name, args.data_dir, Path(args.out) if args.out else None))
     return 0
 
 
@@ -89,7 +86,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from cnnlab.experiment import experiment_to_yaml, load_experiment
+    from cnnlab.train.experiment import experiment_to_yaml, load_experiment
 
     print(experiment_to_yaml(load_experiment(args.experiment, args.override)), end="")
     return 0
@@ -166,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     di = dsub.add_parser("info", help="sizes, class counts, pixel statistics and a sample grid")
     di.add_argument("name", help="cifar10 | cifar100 | a folder root/<class>/*.jpg")
     di.add_argument("--data-dir", default=None)
-    di.add_argument("--out", default=None, help="PNG path of the sample grid (default NAME-samples.png)")
+    di.add_argument("--out", default=None, help="also write a grid of sample images to this PNG")
     di.set_defaults(func=_cmd_data_info)
 
     m = sub.add_parser("models", help="list registered models")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -20,6 +21,42 @@ import yaml
 
 class ConfigError(ValueError):
     """A config key, value or file is wrong; the message names the key and what is allowed."""
+
+
+class _BadValue(ConfigError):
+    """The value has the right type but is not allowed (non-finite, out of range): within a Union
+    this message is more useful than "expected int | float"."""
+
+
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # what torch (seeds, sizes) and NumPy take: signed 64-bit
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int, first_line: int) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden on purpose
+            continue
+        key, line = loader.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+        try:
+            if key in seen:
+                raise _DuplicateKey(key, line, seen[key])
+            seen[key] = line
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _type_name(tp: Any) -> str:
@@ -55,15 +92,21 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
+        bad_value = None
         # Try exact-type members first so `Union[int, float]` keeps an int an int.
         for arg in sorted(args, key=lambda a: 0 if isinstance(value, a if isinstance(a, type) else ()) else 1):
             if arg is type(None):
                 continue
             try:
                 return _coerce(value, arg, where)
-            except ConfigError as err:
-                errors.append(str(err))
+            except _BadValue as err:
+                if isinstance(arg, type) and isinstance(value, arg) and not isinstance(value, bool):
+                    raise  # a huge int stays an error, not a float of another meaning
+                bad_value = bad_value or err
+            except ConfigError:
+                pass
+        if bad_value is not None:
+            raise bad_value
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
     if origin is list:
         if isinstance(value, tuple):
@@ -82,20 +125,34 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        else:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if not INT_MIN <= number <= INT_MAX:
+            raise _BadValue(f"{where}: {value!r} is out of range; use an integer in -2**63..2**63-1 "
+                            "(signed 64-bit, what torch takes)")
+        return number
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond 1.8e308
+                number = math.inf
+        elif isinstance(value, str):
             # YAML 1.1 reads "1e-4" (no dot) as a string; accept it as the number it spells.
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if number is None:
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(number):
+            raise _BadValue(f"{where}: {value!r} is not a finite number; use a finite value (inf and nan "
+                            "are not allowed)")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
@@ -157,7 +214,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {text!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else ""
+    except _DuplicateKey as err:
+        raise ConfigError(f"override {text!r}: duplicate key {err.key!r} in the value; keep one") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({err})") from None
     return key.split("."), value
@@ -184,7 +243,10 @@ def read_yaml(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise ConfigError(f"experiment file {path} not found; pass a YAML file such as recipes/004-a.yaml")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_StrictLoader) or {}
+    except _DuplicateKey as err:
+        raise ConfigError(f"{path}, line {err.line}: duplicate key {err.key!r} (first on line {err.first_line}); "
+                          "YAML would silently keep only the last value: delete one of them") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):

@@ -1,20 +1,21 @@
-"""Reading finished run folders back: re-evaluation and the table of runs."""
+"""Reading finished run folders back: re-evaluation and the table of runs.
+
+Reading the files of a run folder is ``cnnlab.runfolder``'s job (one reader for every layer);
+this module rebuilds a run's model and data on top of it.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import torch
-import yaml
 
 from cnnlab.experiment import ExperimentConfig, experiment_from_dict
+from cnnlab.runfolder import RunFolderError, find_runs, read_config_dict, read_summary
 
-
-class RunFolderError(FileNotFoundError):
-    """A path is not a (complete) cnnlab run folder."""
+__all__ = ["LoadedRun", "RunFolderError", "evaluate_run", "find_runs", "load_run", "read_config", "runs_table"]
 
 
 @dataclass
@@ -27,10 +28,8 @@ class LoadedRun:
 
 
 def read_config(run_dir: Path) -> ExperimentConfig:
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise RunFolderError(f"{run_dir} is not a cnnlab run folder (no config.yaml); list runs with: cnnlab runs")
-    return experiment_from_dict(yaml.safe_load(path.read_text()))
+    """The run's saved experiment, validated (RunFolderError when config.yaml is absent or not YAML)."""
+    return experiment_from_dict(read_config_dict(run_dir))
 
 
 def load_run(run_dir: str | Path, data_dir: Optional[str] = None, weights: str = "model.safetensors",
@@ -69,29 +68,47 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: Optional[st
     return {"run": str(run.run_dir), "split": split, "images": len(ds), "loss": res.loss, "accuracy": res.accuracy}
 
 
-def find_runs(root: str | Path) -> list[Path]:
-    root = Path(root)
-    if (root / "config.yaml").is_file():
-        return [root]
-    return sorted(p.parent for p in root.glob("*/config.yaml"))
-
-
 def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
+def _run_label(run: Path, root: Path) -> str:
+    """The run's folder name, or its path below `root` when runs are nested (runs/sweep/<run>)."""
+    try:
+        relative = run.relative_to(root)
+    except ValueError:
+        return run.name
+    return run.name if str(relative) == "." else relative.as_posix()
+
+
 def runs_table(root: str | Path) -> str:
-    """Plain-text table of the runs under `root`, oldest first."""
+    """Plain-text table of the runs under `root` (any depth), oldest first.
+
+    A run whose summary.json or config.yaml cannot be read is still listed, its status naming
+    the unreadable file, so one damaged run never hides the others.
+    """
+    root = Path(root)
     rows = []
     for run in find_runs(root):
-        summary_path = run / "summary.json"
-        s = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        problems = []
+        try:
+            s = read_summary(run) or {}
+        except RunFolderError:
+            s = {}
+            problems.append("summary.json unreadable")
+        model = s.get("model")
+        if model is None:
+            try:
+                section = read_config_dict(run).get("model")
+                model = section.get("name") if isinstance(section, dict) else None
+            except RunFolderError:
+                problems.append("config.yaml unreadable")
         final = s.get("final") or {}
         params = (s.get("params") or {}).get("total")
-        rows.append([run.name, s.get("model", "?"), f"{params:,}" if params else "-",
+        rows.append([_run_label(run, root), model or "?", f"{params:,}" if params else "-",
                      f"{s.get('epochs_completed', 0)}/{s.get('epochs', '?')}", _pct(final.get("val_acc")),
                      _pct(final.get("test_acc")), f"{s['wall_seconds']:.0f}s" if s.get("wall_seconds") else "-",
-                     s.get("status", "running or killed")])
+                     ", ".join(problems) or s.get("status") or "running or killed"])
     if not rows:
         return f"no runs under {root}"
     header = ["run", "model", "params", "epochs", "val acc %", "test acc %", "time", "status"]

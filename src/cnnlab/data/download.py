@@ -1,7 +1,9 @@
 """Verified downloads and safe archive extraction."""
 from __future__ import annotations
 
+import gzip
 import hashlib
+import lzma
 import os
 import shutil
 import socket
@@ -11,7 +13,7 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import Optional
+from typing import Optional, Sequence
 
 from tqdm import tqdm
 
@@ -77,32 +79,88 @@ def _check_member(member: tarfile.TarInfo, dest: Path, archive: Path) -> None:
         raise DataError(f"{where} is a device, FIFO or other special file; refusing to extract this archive")
 
 
-def safe_extract(archive: Path, dest: Path) -> None:
+def _is_damage(exc: BaseException) -> bool:
+    """True for the errors of a truncated or corrupt archive (not of a full disk or a permission).
+
+    gzip raises EOFError (truncated), zlib.error and gzip.BadGzipFile (corrupt), lzma LZMAError;
+    bz2 raises a plain OSError without an errno ("Invalid data stream")."""
+    if isinstance(exc, (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)):
+        return True
+    return isinstance(exc, OSError) and exc.errno is None
+
+
+def _damaged(archive: Path, exc: BaseException) -> DataError:
+    return DataError(f"archive {archive} is truncated or damaged ({type(exc).__name__}: {exc}); delete it and "
+                     "download it again (an interrupted copy or download leaves such a file)")
+
+
+def _read_to_end(tar: tarfile.TarFile, archive: Path) -> None:
+    """Decompress the rest of the stream: a file cut after its last member, a bad CRC or a
+    corrupt block that made tar stop early shows only there (DataError naming `archive`)."""
+    try:
+        while tar.fileobj.read(CHUNK_BYTES):
+            pass
+    except Exception as e:
+        if _is_damage(e):
+            raise _damaged(archive, e) from None
+        raise
+
+
+def _check_contents(members: list[tarfile.TarInfo], archive: Path, top: str, required: Sequence[str]) -> None:
+    """Every member must lie in folder `top` and every name of `required` be a file there."""
+    names = [PurePosixPath(m.name) for m in members]
+    outside = sorted({m.name for m, p in zip(members, names) if not p.parts or p.parts[0] != top})
+    files = {p.relative_to(top).as_posix() for m, p in zip(members, names)
+             if m.isfile() and p.parts and p.parts[0] == top and len(p.parts) > 1}
+    missing = [f for f in required if f not in files]
+    if outside or missing:
+        found = ", ".join(m.name for m in members[:5]) + (", ..." if len(members) > 5 else "") or "nothing"
+        raise DataError(f"archive {archive} is not the expected dataset archive: expected only {top}/ holding "
+                        f"{', '.join(required)}; it holds {found}. Nothing was extracted; delete or rename "
+                        "that file and put the right archive (or the unpacked folder) there")
+
+
+def safe_extract(archive: Path, dest: Path, top: Optional[str] = None, required: Sequence[str] = ()) -> None:
     """Extract a tar (optionally gz/bz2/xz) archive into `dest`.
 
     Every member is checked before anything is written: absolute paths, '..' and links that
-    point outside `dest` raise DataError naming the member. Extraction goes to a temporary
-    folder inside `dest` and its top-level entries are then moved into place, so an interrupted
-    extraction never leaves a half-written dataset folder.
+    point outside `dest` raise DataError naming the member. With `top`, every member must lie in
+    folder `top` and each name of `required` must be a file in it (else DataError, nothing
+    extracted). Extraction goes to a temporary folder inside `dest` and its top-level entries
+    are then moved into place, so an interrupted extraction or a truncated/corrupt archive
+    (DataError naming it) never leaves a half-written dataset folder.
     """
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     dest = dest.resolve()
     try:
         tar = tarfile.open(archive, "r:*")
-    except (tarfile.TarError, OSError) as e:
-        raise DataError(f"archive {archive} cannot be opened as tar ({e}); delete it and download it again") from None
+    except FileNotFoundError:
+        raise DataError(f"archive {archive} does not exist") from None
+    except Exception as e:
+        if _is_damage(e):
+            raise _damaged(archive, e) from None
+        raise
     with tar:
         try:
             members = tar.getmembers()
-        except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-            raise DataError(f"archive {archive} is damaged ({e}); delete it and download it again") from None
+        except Exception as e:
+            if _is_damage(e):
+                raise _damaged(archive, e) from None
+            raise
         for member in members:
             _check_member(member, dest, archive)
+        if top is not None:
+            try:
+                _check_contents(members, archive, top, required)
+            except DataError:
+                _read_to_end(tar, archive)  # a corrupt stream can end the member list early: say so
+                raise
         staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))
         try:
             extract_kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(staging, members=members, **extract_kwargs)
+            _read_to_end(tar, archive)
             entries = sorted(staging.iterdir())
             for entry in entries:
                 if (dest / entry.name).exists():
@@ -110,7 +168,11 @@ def safe_extract(archive: Path, dest: Path) -> None:
                                     f"and extract {archive} again")
             for entry in entries:
                 os.replace(entry, dest / entry.name)
-        except (tarfile.TarError, EOFError, zlib.error) as e:
-            raise DataError(f"archive {archive} is damaged ({e}); delete it and download it again") from None
+        except DataError:
+            raise
+        except Exception as e:
+            if _is_damage(e):
+                raise _damaged(archive, e) from None
+            raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -26,14 +26,13 @@ def _class_table(splits: list[tuple[str, ArrayDataset]], classes: list[str]) -> 
 def write_sample_grid(ds: ArrayDataset, out_png: Path, samples_per_class: int, max_classes: int) -> int:
     """PNG grid: one row per class (first `max_classes`), the first `samples_per_class` images of
     each. Written atomically (temporary name, then rename). Returns the number of classes shown."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure (no pyplot, no matplotlib.use): drawing the grid never switches the
+    # backend of a notebook or script that imported cnnlab; savefig renders PNG with Agg itself.
+    from matplotlib.figure import Figure
 
     shown = min(len(ds.classes), max_classes)
-    fig, axes = plt.subplots(shown, samples_per_class, squeeze=False,
-                             figsize=(1.0 * samples_per_class + 1.5, 1.0 * shown + 0.3))
+    fig = Figure(figsize=(1.0 * samples_per_class + 1.5, 1.0 * shown + 0.3))
+    axes = fig.subplots(shown, samples_per_class, squeeze=False)
     for c in range(shown):
         idx = torch.nonzero(ds.labels == c).flatten()[:samples_per_class]
         for j in range(samples_per_class):
@@ -47,10 +46,7 @@ def write_sample_grid(ds: ArrayDataset, out_png: Path, samples_per_class: int, m
                 ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None)
         axes[c][0].set_ylabel(ds.classes[c], rotation=0, ha="right", va="center", fontsize=8)
     fig.tight_layout()
-    try:
-        write_atomically(Path(out_png), lambda tmp: fig.savefig(tmp, format="png", dpi=80))
-    finally:
-        plt.close(fig)
+    write_atomically(Path(out_png), lambda tmp: fig.savefig(tmp, format="png", dpi=80))
     return shown
 
 

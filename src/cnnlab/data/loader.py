@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from .cifar import load_cifar
 from .config import DataConfig
@@ -13,9 +13,11 @@ from .locate import find_data_dir
 from .stratify import resolve_count, stratified_split
 
 
-def _subset(ds: Optional[ArrayDataset], size: Optional[int], seed: int, purpose: str, key: str) -> Optional[ArrayDataset]:
+def _subset(ds: Optional[ArrayDataset], size: Optional[Union[int, float]], seed: int, purpose: str,
+            key: str) -> Optional[ArrayDataset]:
     if ds is None or size is None:
         return ds
+    size = resolve_count(size, len(ds), key, zero_ok=False)
     if size > len(ds):
         raise DataError(f"{key}: {size} is more than the {len(ds)} images of that split; use at most {len(ds)}")
     chosen, _ = stratified_split(ds.labels, size, len(ds.classes), seed, purpose, key)

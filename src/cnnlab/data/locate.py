@@ -74,7 +74,7 @@ def find_data_dir(name: str, data_dir: Optional[str] = None, download: bool = Fa
 
     Checks the places of the lookup order; an existing folder is checked for its files (not by
     MD5). A place holding the archive (cifar-10-python.tar.gz) instead gets it extracted there
-    (structure checked, not MD5: the bundled copy's archive differs). If none has it and `download` is true, downloads the archive into the cache folder,
+    (members checked: only <folder>/ with the dataset's files; not MD5: the bundled copy's archive differs). If none has it and `download` is true, downloads the archive into the cache folder,
     verifies its MD5 and extracts it safely. Raises DataError saying where it looked otherwise.
     """
     spec = _spec(name)
@@ -86,7 +86,7 @@ def find_data_dir(name: str, data_dir: Optional[str] = None, download: bool = Fa
             return _complete(base / spec.folder, spec)
     for _, base in places:  # an archive someone put there (e.g. unpack.py --archive): extract in place
         if (base / spec.archive).is_file():
-            safe_extract(base / spec.archive, base)
+            safe_extract(base / spec.archive, base, spec.folder, spec.files)
             if (base / spec.folder).is_dir():
                 return _complete(base / spec.folder, spec)
     if not download:
@@ -105,7 +105,7 @@ def find_data_dir(name: str, data_dir: Optional[str] = None, download: bool = Fa
             raise _not_found(spec, places, f"download from {url} failed: {e}") from None
         raise
     try:
-        safe_extract(archive, target)
+        safe_extract(archive, target, spec.folder, spec.files)
     finally:
         archive.unlink(missing_ok=True)  # 170 MB we no longer need (the folder is what we read)
     if not (target / spec.folder).is_dir():

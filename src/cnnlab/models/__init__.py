@@ -9,7 +9,8 @@ from .declared import DeclarationError, build_declared, layers_from_yaml
 from .freeze import freeze, unfreeze
 from .init import INIT_SCHEMES, init_weights
 from .params import count_params
-from .pretrained import IMAGENET_URLS, LoadReport, load_imagenet, load_pretrained
+from .pretrained import (IMAGENET_URLS, ArchitectureMismatchError, LoadReport, PretrainedError, PretrainedFileError,
+                         load_imagenet, load_pretrained)
 from .registry import ModelArgumentError, ModelInfo, create_model, list_models, model_info, register_model
 from .summary import ModelSummary, count_macs, summarize, summary
 from .table import format_model_table
@@ -17,6 +18,7 @@ from .table import format_model_table
 __all__ = [
     "ClassifierModel", "SequentialClassifier", "DeclarationError", "build_declared", "layers_from_yaml",
     "freeze", "unfreeze", "INIT_SCHEMES", "init_weights", "count_params", "IMAGENET_URLS", "LoadReport", "load_imagenet",
-    "load_pretrained", "ModelArgumentError", "ModelInfo", "create_model", "list_models", "model_info",
+    "load_pretrained", "PretrainedError", "PretrainedFileError", "ArchitectureMismatchError", "ModelArgumentError",
+    "ModelInfo", "create_model", "list_models", "model_info",
     "register_model", "ModelSummary", "count_macs", "summarize", "summary", "format_model_table",
 ]

@@ -31,13 +31,85 @@ IMAGENET_URLS: dict[str, str] = {
 _HASH = re.compile(r"^[0-9a-f]{6,64}$")
 
 
+class PretrainedError(ValueError):
+    """Pretrained weights that cannot be used: an unreadable file or another architecture."""
+
+
+class PretrainedFileError(PretrainedError):
+    """A weights file that cannot be read (truncated, corrupt, or not a weights file)."""
+
+
+class ArchitectureMismatchError(PretrainedError):
+    """The source's body tensors do not match the model's (missing, unexpected or reshaped)."""
+
+
 @dataclass
 class LoadReport:
-    """What :func:`load_pretrained` did: tensors loaded, skipped (with why), and missing."""
+    """What :func:`load_pretrained` did.
 
+    ``loaded``: model tensors copied from the source. ``skipped``: source tensors not copied,
+    with why (a head of another shape; for ImageNet, publisher layers the model lacks).
+    ``missing``: model tensors left as they were (the new head). ``new_head``: the head tensors
+    that kept their fresh initialization; ``classes``: (source, model) class counts when the
+    final layer changed size.
+    """
+
+    source: str = ""
     loaded: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    new_head: list[str] = field(default_factory=list)
+    classes: tuple[int, int] | None = None
+
+    def summary(self) -> str:
+        """One line, e.g. ``pretrained x.safetensors: loaded 26 tensors; new head: classifier.weight,
+        classifier.bias (10 -> 2 classes)``."""
+        line = f"pretrained {self.source}: loaded {len(self.loaded)} tensors"
+        unused = sum(1 for _, why in self.skipped if why == "not in model")
+        if unused:
+            line += f", {unused} unused"
+        if self.new_head:
+            change = f" ({self.classes[0]} -> {self.classes[1]} classes)" if self.classes else ""
+            line += f"; new head: {', '.join(self.new_head)}{change}"
+        return line
+
+
+def classifier_layer(model: nn.Module) -> str | None:
+    """Module name of the final classification layer (the layer that outputs the logits).
+
+    Rule: the last ``nn.Linear`` in module order whose ``out_features`` equals
+    ``model.num_classes`` (every registered model sets it, see :class:`ClassifierModel`); a
+    model without ``num_classes`` uses its last ``nn.Linear``. Every registered model
+    declares the layer that ``forward_head`` ends with last (``classifier``, ``classifier.6``,
+    ``fc``, ``fc3``...). None if there is no such layer.
+    """
+    num_classes = getattr(model, "num_classes", None)
+    found = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and (num_classes is None or module.out_features == num_classes):
+            found = name
+    return found
+
+
+# Top-level submodules that belong to the head of the networks with ImageNet weights
+# (torchvision names: VGG/AlexNet/MobileNetV2 ``classifier``, ResNet ``fc``; 004-e ``head``).
+_HEAD_MODULES = ("classifier", "fc", "head", "pre_head")
+
+
+def head_tensors(model: nn.Module, whole_head: bool = False) -> set[str]:
+    """State-dict names of the classification head.
+
+    Default: the tensors of :func:`classifier_layer` (the last layer). ``whole_head``: every
+    tensor of the top-level submodule holding that layer and of those named ``classifier``,
+    ``fc``, ``head`` or ``pre_head`` (the hidden dense layers before the logits too), which is
+    what an ImageNet checkpoint replaces when a model keeps only its conv trunk.
+    """
+    last = classifier_layer(model)
+    names = set(model.state_dict())
+    if not whole_head:
+        return {n for n in names if last is not None and n.startswith(last + ".")}
+    tops = set(_HEAD_MODULES) | ({last.split(".")[0]} if last else set())
+    return {n for n in names if n.split(".")[0] in tops}
 
 
 def _unwrap(obj: object, source: str) -> dict[str, torch.Tensor]:
@@ -93,39 +165,104 @@ def fetch_state_dict(source: str, hash_prefix: str | None = None, model_dir: str
     if path.suffix == ".safetensors":  # the weights file of a cnnlab run
         from safetensors.torch import load_file
 
-        return _unwrap(load_file(str(path), device="cpu"), source)
-    return _unwrap(torch.load(path, map_location="cpu", weights_only=True), source)
+        try:
+            obj = load_file(str(path), device="cpu")
+        except Exception as err:  # SafetensorError (truncated header/data), OSError...
+            raise PretrainedFileError(
+                f"pretrained weights {path}: the .safetensors file is truncated or corrupt ({err}); "
+                "copy it again, or re-run the training that wrote it") from None
+        return _unwrap(obj, source)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated/foreign files
+        raise PretrainedFileError(
+            f"pretrained weights {path}: cannot read it as a PyTorch weights file, it is truncated, corrupt "
+            f"or holds more than tensors ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+            "copy it again, or re-run the training that wrote it") from None
+    return _unwrap(obj, source)
+
+
+def _shape(t: torch.Tensor) -> str:
+    return str(tuple(t.shape))
+
+
+def _is_counter(name: str) -> bool:
+    # num_batches_tracked is a counter older checkpoints lack (and Keras-style BN omits): not a weight.
+    return name.endswith("num_batches_tracked")
 
 
 def load_pretrained(model: nn.Module, source: str, hash: str | None = None, model_dir: str | os.PathLike | None = None,
-                    progress: bool = False) -> LoadReport:
-    """Copy matching tensors of ``source`` (URL or file) into ``model``.
+                    progress: bool = False, *, model_name: str | None = None, source_model: str | None = None,
+                    imagenet: bool = False) -> LoadReport:
+    """Copy the tensors of ``source`` (URL or file) into ``model``: strictly, except the head.
 
-    Tensors whose shape differs (typically the classification head) are skipped
-    with a logged message; ``ValueError`` if no tensor matches at all (wrong model).
-    Returns a :class:`LoadReport`.
+    The head is found through the model interface (see :func:`head_tensors`): by default
+    the final classification layer. Head tensors of another shape (another class count), or
+    absent from the source, keep their fresh initialization and are reported. Every other
+    tensor must match by name and shape, both ways: anything missing, unexpected or
+    reshaped raises :class:`ArchitectureMismatchError` (a ``ValueError``) naming ``source``,
+    the model (``model_name``, else its class) and the first mismatches, before any tensor
+    is copied, so a failure leaves ``model`` unchanged.
+
+    ``imagenet=True`` (publisher checkpoints, :func:`load_imagenet`): the head is the whole
+    ``classifier``/``fc``/``head`` part (hidden dense layers too, as our 32x32 heads differ)
+    and publisher tensors the model lacks (a trunk cut after block 3) are ignored; every
+    trunk tensor of the model must still be in the checkpoint with the same shape.
+    Returns a :class:`LoadReport`; its one-line :meth:`LoadReport.summary` is logged.
     """
     state = fetch_state_dict(source, hash, model_dir, progress)
     own = model.state_dict()
-    report = LoadReport()
+    head = head_tensors(model, whole_head=imagenet)
+    report = LoadReport(source=source)
     to_load: dict[str, torch.Tensor] = {}
+    unexpected: list[str] = []
+    reshaped: list[str] = []
     for name, tensor in state.items():
         if name not in own:
-            report.skipped.append((name, "not in model"))
+            if imagenet or _is_counter(name):
+                report.skipped.append((name, "not in model"))
+            else:
+                unexpected.append(f"{name} {_shape(tensor)}")
         elif own[name].shape != tensor.shape:
-            report.skipped.append((name, f"shape {tuple(tensor.shape)} != model {tuple(own[name].shape)}"))
+            if name in head:
+                report.skipped.append((name, f"shape {_shape(tensor)} != model {_shape(own[name])}"))
+            else:
+                reshaped.append(f"{name}: source {_shape(tensor)} != model {_shape(own[name])}")
         else:
             to_load[name] = tensor
+    missing_body = [f"{n} {_shape(t)}" for n, t in own.items()
+                    if n not in state and n not in head and not _is_counter(n)]
+    target = model_name or type(model).__name__
+    if missing_body or unexpected or reshaped:
+        parts = []
+        for what, items in (("missing from the source", missing_body), ("not in the model", unexpected),
+                            ("of another shape", reshaped)):
+            if items:
+                more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+                parts.append(f"{len(items)} {what}: {'; '.join(items[:3])}{more}")
+        if imagenet:
+            fix = (f"build {target} in its ImageNet configuration (the shapes of the publisher's network) "
+                   "or drop model.pretrained")
+        else:
+            was = f" ({source_model})" if source_model else ""
+            fix = f"the source is another architecture{was}; use a run of {target} or drop model.pretrained"
+        raise ArchitectureMismatchError(
+            f"pretrained weights {source} do not fit model {target} ({' | '.join(parts)}): {fix}")
     if not to_load:
-        raise ValueError(f"no tensor of {source} matches {type(model).__name__} by name and shape; "
-                         "is it the checkpoint of another architecture?")
+        raise ArchitectureMismatchError(f"no tensor of {source} matches model {target}; "
+                                        "the source is another architecture or holds only a head")
     model.load_state_dict(to_load, strict=False)
     report.loaded = sorted(to_load)
-    # num_batches_tracked is a counter older checkpoints lack; not a missing weight.
-    report.missing = sorted(k for k in own if k not in to_load and not k.endswith("num_batches_tracked"))
-    for name, why in report.skipped:
-        log.warning("pretrained %s: skipped %s (%s)", source, name, why)
-    log.info("pretrained %s: loaded %d tensors, %d missing", source, len(report.loaded), len(report.missing))
+    report.missing = sorted(k for k in own if k not in to_load and not _is_counter(k))
+    report.new_head = [k for k in own if k in head and k not in to_load and not _is_counter(k)]
+    last = classifier_layer(model)
+    weight = f"{last}.weight" if last else None
+    if weight in report.new_head and weight in state and state[weight].ndim >= 1:
+        report.classes = (int(state[weight].shape[0]), int(own[weight].shape[0]))
+    if report.new_head:
+        log.warning("%s", report.summary())
+    else:
+        log.info("%s", report.summary())
     return report
 
 
@@ -134,4 +271,5 @@ def load_imagenet(model: nn.Module, name: str, model_dir: str | os.PathLike | No
     """Load the publisher's ImageNet weights for registered model ``name``."""
     if name not in IMAGENET_URLS:
         raise ValueError(f"no ImageNet checkpoint for {name!r}; available: {', '.join(sorted(IMAGENET_URLS))}")
-    return load_pretrained(model, IMAGENET_URLS[name], model_dir=model_dir, progress=progress)
+    return load_pretrained(model, IMAGENET_URLS[name], model_dir=model_dir, progress=progress, model_name=name,
+                           imagenet=True)

@@ -1,22 +1,24 @@
-"""Shared matplotlib plumbing: headless backend, figure -> PNG bytes, atomic saving."""
+"""Shared matplotlib plumbing: figures without pyplot, figure -> PNG bytes, atomic saving.
+
+Figures are ``matplotlib.figure.Figure`` objects made directly: no pyplot, no backend switch,
+so importing the report code leaves a notebook's inline plots (or any chosen backend) alone, and
+the figures are never registered in pyplot's global state (no memory leak over many reports).
+``Figure.savefig`` renders PNG with the Agg canvas whatever the current backend is.
+"""
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display on servers; must precede pyplot import
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from cnnlab.atomic import write_bytes_atomically  # noqa: E402
+from cnnlab.atomic import write_bytes_atomically
 
 PNG_DPI = 100  # dots per inch: 8-inch-wide figures come out 800 px wide
 
 
 def new_figure(width_in: float, height_in: float, constrained: bool = True) -> Figure:
-    """A figure not registered with pyplot's global state, so it never leaks memory.
+    """A standalone figure (not registered with pyplot).
 
     ``constrained`` layout keeps long tick labels inside the canvas; it costs about half the
     rendering time, so image grids (no ticks) lay themselves out by hand instead.
@@ -36,4 +38,4 @@ def save_figure(fig: Figure, out_png: Path) -> Path:
     return write_bytes_atomically(Path(out_png), figure_to_png_bytes(fig))
 
 
-__all__ = ["plt", "new_figure", "figure_to_png_bytes", "save_figure", "PNG_DPI"]
+__all__ = ["new_figure", "figure_to_png_bytes", "save_figure", "PNG_DPI"]

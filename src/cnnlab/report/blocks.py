@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import base64
 import html
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -70,30 +72,44 @@ pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: .85em; }
 .missing { background: #fff6e0; border-left: 4px solid #e0a000; padding: .5em 1em; }
 """
 
-# Click a header of a table.sortable to sort its rows by that column (numbers by value,
-# text alphabetically); a second click reverses. Cells carry raw numbers in data-value.
+# Click a header of a table.sortable to sort its rows by that column; a second click reverses.
+# A cell's key is its data-value (the raw number) when present, else its text. Keys that read as
+# numbers ("9.5", "1,234", "-0.3", "82.21%") compare as numbers, never as text ("10.2" after
+# "9.5"); other text compares alphabetically, after the numbers. Empty and missing cells ("",
+# "-", "—") go last in both directions.
 SORT_JS = """
 document.querySelectorAll("table.sortable").forEach(function (table) {
+  var MISSING = ["", "-", "\\u2014", "\\u2013", "NaN", "nan", "None", "null"];
+  function key(row, column) {
+    var cell = row.cells[column];
+    var raw = (cell.hasAttribute("data-value") ? cell.getAttribute("data-value") : cell.textContent).trim();
+    if (MISSING.indexOf(raw) >= 0) { return { missing: true }; }
+    var plain = raw.replace(/,/g, "").replace(/\\s*%$/, "");
+    var number = /^[-+]?(\\d+\\.?\\d*|\\.\\d+)([eE][-+]?\\d+)?$/.test(plain) ? Number(plain) : NaN;
+    return { missing: false, numeric: isFinite(number), number: number, text: raw };
+  }
+  function compare(x, y) {
+    if (x.numeric && y.numeric) { return x.number - y.number; }
+    if (x.numeric !== y.numeric) { return x.numeric ? -1 : 1; }
+    return x.text.localeCompare(y.text, undefined, { numeric: true });
+  }
   table.querySelectorAll("th").forEach(function (header, column) {
     header.addEventListener("click", function () {
       var ascending = header.getAttribute("aria-sort") !== "ascending";
       table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
       header.setAttribute("aria-sort", ascending ? "ascending" : "descending");
       var body = table.tBodies[0];
-      var rows = Array.prototype.slice.call(body.rows);
-      function key(row) {
-        var cell = row.cells[column];
-        var raw = cell.hasAttribute("data-value") ? cell.getAttribute("data-value") : cell.textContent.trim();
-        var number = parseFloat(raw);
-        return { empty: raw === "", number: number, text: raw, numeric: !isNaN(number) && isFinite(raw) };
-      }
-      rows.sort(function (a, b) {
-        var x = key(a), y = key(b);
-        if (x.empty !== y.empty) { return x.empty ? 1 : -1; }  // blanks last either way
-        var order = (x.numeric && y.numeric) ? x.number - y.number : x.text.localeCompare(y.text);
-        return ascending ? order : -order;
+      var keyed = Array.prototype.map.call(body.rows, function (row, index) {
+        return { row: row, key: key(row, column), index: index };
       });
-      rows.forEach(function (row) { body.appendChild(row); });
+      keyed.sort(function (a, b) {
+        if (a.key.missing || b.key.missing) {  // missing last either way
+          return a.key.missing === b.key.missing ? a.index - b.index : (a.key.missing ? 1 : -1);
+        }
+        var order = compare(a.key, b.key);
+        return (ascending ? order : -order) || a.index - b.index;  // stable on ties
+      });
+      keyed.forEach(function (item) { body.appendChild(item.row); });
     });
   });
 });
@@ -112,7 +128,8 @@ def _html_table(table: Table) -> str:
         cells = []
         for c, text in enumerate(row):
             value = table.sort_values[r][c] if table.sort_values else None
-            data = "" if value is None else f' data-value="{html.escape(str(value))}"'
+            absent = value is None or (isinstance(value, float) and math.isnan(value))
+            data = "" if absent else f' data-value="{html.escape(str(value))}"'
             content = html.escape(text)
             href = table.links[r][c] if table.links else None
             if href:
@@ -162,38 +179,52 @@ def render_html(title: str, sections: list[Section], notes: list[str] | None = N
             + f"\n<script>{SORT_JS}</script>\n</body></html>\n")
 
 
+def md_text(text: str) -> str:
+    """Text safe in Markdown: ``&``, ``<`` and ``>`` become entities, so a class or run name such as
+    ``<script>`` shows as typed instead of being raw HTML in a Markdown viewer."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md_text(text).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
-    """A GitHub-flavoured Markdown pipe table."""
+    """A GitHub-flavoured Markdown pipe table (cells escaped: entities for ``& < >``, ``\\|`` for pipes)."""
     lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |",
              "|" + "|".join(["---"] * len(headers)) + "|"]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
+def _md_fence(text: str) -> str:
+    """A code fence longer than any run of backticks in ``text``, so the text cannot close it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def _md_block(block: Block, figures_dir: str) -> str:
     if isinstance(block, Paragraph):
-        return block.text
+        return md_text(block.text)
     if isinstance(block, Table):
         return markdown_table(block.headers, block.rows)
     if isinstance(block, Figure):
-        return f"![{block.caption}]({figures_dir}/{block.name})"
+        caption = md_text(block.caption).replace("[", "\\[").replace("]", "\\]")
+        return f"![{caption}]({figures_dir}/{block.name})"
     if isinstance(block, Preformatted):
-        return "```\n" + block.text.rstrip("\n") + "\n```"
+        fence = _md_fence(block.text)
+        return f"{fence}\n" + block.text.rstrip("\n") + f"\n{fence}"  # verbatim: no entities inside a fence
     raise TypeError(f"unknown report block {type(block).__name__}")
 
 
 def render_markdown(title: str, sections: list[Section], notes: list[str] | None = None,
                     figures_dir: str = "figures") -> str:
-    """Markdown with figures referenced as ``figures_dir/<name>`` (relative links)."""
-    parts = [f"# {title}"]
+    """Markdown with figures referenced as ``figures_dir/<name>`` (relative links); all text escaped."""
+    parts = [f"# {md_text(title)}"]
     if notes:
-        parts.append("**Missing from this run:**\n\n" + "\n".join(f"- {n}" for n in notes))
+        parts.append("**Missing from this run:**\n\n" + "\n".join(f"- {md_text(n)}" for n in notes))
     for section in sections:
-        parts.append(f"## {section.title}")
+        parts.append(f"## {md_text(section.title)}")
         parts.extend(_md_block(block, figures_dir) for block in section.blocks)
     return "\n\n".join(parts) + "\n"
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -11,11 +13,16 @@ import numpy as np
 
 from cnnlab.report import _format as show
 from cnnlab.report._figures import new_figure, save_figure
-from cnnlab.report.blocks import Paragraph, Section, Table, markdown_table, render_html
+from cnnlab.report.blocks import Paragraph, Section, Table, markdown_table, md_text, render_html
 from cnnlab.report.curves import epoch_axis
-from cnnlab.report.run_folder import RunData, load_run
+from cnnlab.runfolder import RunData, load_run_data
 
 FINISHED = ("completed", "early_stopped")
+# Config keys that do not change what an experiment measures: runs differing only in these are
+# repeats of one experiment (the seed is what the mean ± std is taken over).
+NOT_PART_OF_EXPERIMENT = ("seed", "description", "threads", "logging")
+LABEL_KEYS_SHOWN = 3      # differing keys named in a row label; more are summarised as "+N more"
+LABEL_VALUE_CHARS = 30    # a longer value (e.g. a layer list) is shortened in the label
 # (column header, value key read by _value)
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("train loss", "train_loss"), ("train acc", "train_acc"), ("val loss", "val_loss"),
@@ -36,13 +43,15 @@ class Stat:
 
 @dataclass
 class ComparisonRow:
-    """One experiment: all its runs (seeds) aggregated."""
+    """One experiment (a resolved config less the seed): all its runs (seeds) aggregated."""
 
-    experiment: str
+    experiment: str                 # label: the name, plus "(key=value, ...)" where its config differs
     runs: list[str]                 # finished runs: the n of the row
     seeds: list[object]
     stats: dict[str, Stat]
     unfinished: list[str] = field(default_factory=list)   # running, killed, interrupted or diverged: not averaged
+    name: str = ""                  # the experiment name shared by every row of one name
+    differs: dict[str, str] = field(default_factory=dict)  # dotted key -> value, against the name's main config
 
 
 def _value(run: RunData, key: str) -> float | None:
@@ -67,27 +76,93 @@ def _stat(values: Sequence[float | None]) -> Stat:
     return Stat(float(present.mean()), std, int(present.size))
 
 
-def comparison_rows(run_dirs: Iterable[Path]) -> list[ComparisonRow]:
-    """Load runs and group them by experiment ``name`` (seeds of one experiment share a row), in first-seen order."""
-    run_dirs = [Path(d) for d in run_dirs]
-    if not run_dirs:
-        raise ValueError("no runs to compare: pass at least one run folder")
-    groups: dict[str, list[RunData]] = {}
-    unfinished: dict[str, list[str]] = {}
-    for run_dir in run_dirs:
-        run = load_run(run_dir)
-        groups.setdefault(run.name, [])
-        # Only finished runs enter a mean: a run still training (or stopped) has no final numbers yet.
-        if (run.summary or {}).get("status") in FINISHED:
-            groups[run.name].append(run)
+def _flatten(mapping: dict, prefix: str = "") -> dict[str, object]:
+    """{"optimizer": {"lr": 0.1}} -> {"optimizer.lr": 0.1}; lists and scalars are leaves."""
+    flat: dict[str, object] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{name}."))
         else:
-            unfinished.setdefault(run.name, []).append(run.run_id)
+            flat[name] = value
+    return flat
+
+
+def experiment_config(run: RunData) -> dict[str, str]:
+    """The run's resolved config as dotted key -> canonical JSON value, less the keys that do not
+    change the experiment (seed, description, threads, logging). Empty without config.yaml."""
+    config = {k: v for k, v in (run.config or {}).items() if k not in NOT_PART_OF_EXPERIMENT}
+    return {key: json.dumps(value, sort_keys=True, default=str) for key, value in _flatten(config).items()}
+
+
+def _label_value(encoded: str | None) -> str:
+    """A config value as a label shows it: epochs=3, optimizer.name=adam, model.kwargs={} ..."""
+    if encoded is None:
+        return "(unset)"
+    value = json.loads(encoded)
+    if isinstance(value, str):
+        text = value
+    elif value is None or isinstance(value, bool):
+        text = json.dumps(value)  # null, true, false as in config.yaml
+    else:
+        text = json.dumps(value, separators=(",", ":"), sort_keys=True) if isinstance(value, (list, dict)) else str(value)
+    return text if len(text) <= LABEL_VALUE_CHARS else text[:LABEL_VALUE_CHARS - 1] + "…"
+
+
+def _differences(config: dict[str, str], reference: dict[str, str]) -> dict[str, str]:
+    keys = sorted(set(config) | set(reference))
+    return {key: _label_value(config.get(key)) for key in keys if config.get(key) != reference.get(key)}
+
+
+def _label(name: str, differs: dict[str, str]) -> str:
+    if not differs:
+        return name
+    shown = [f"{key}={value}" for key, value in list(differs.items())[:LABEL_KEYS_SHOWN]]
+    if len(differs) > LABEL_KEYS_SHOWN:
+        shown.append(f"+{len(differs) - LABEL_KEYS_SHOWN} more")
+    return f"{name} ({', '.join(shown)})"
+
+
+def comparison_rows(runs: Iterable[Path | RunData]) -> list[ComparisonRow]:
+    """Load runs (folders, or RunData already read) and group them into experiments.
+
+    An experiment is the resolved config (config.yaml) less seed, description, threads and
+    logging: seeds of one config share a row, while a run of the same ``name`` with another
+    config (say a 3-epoch smoke run, ``-o epochs=3``) gets its own row, labelled with what differs
+    from the most common config of that name, e.g. ``004-a (epochs=3)``. Only finished runs
+    (completed, early_stopped) enter the mean ± std and n; the others are named in ``unfinished``.
+    Rows keep first-seen order of names; within a name the most common config comes first.
+    """
+    loaded = [r if isinstance(r, RunData) else load_run_data(Path(r)) for r in runs]
+    if not loaded:
+        raise ValueError("no runs to compare: pass at least one run folder")
+    by_name: dict[str, dict[tuple, list[RunData]]] = {}
+    configs: dict[tuple, dict[str, str]] = {}
+    for run in loaded:
+        config = experiment_config(run)
+        key = (run.name, tuple(sorted(config.items())))
+        configs[key] = config
+        by_name.setdefault(run.name, {}).setdefault(key, []).append(run)
     rows = []
-    for name, runs in groups.items():
-        stats = {key: _stat([_value(r, key) for r in runs]) for _, key in COLUMNS}
-        seeds = [(r.summary or {}).get("seed", (r.config or {}).get("seed")) for r in runs]
-        rows.append(ComparisonRow(experiment=name, runs=[r.run_id for r in runs], seeds=seeds, stats=stats,
-                                  unfinished=unfinished.get(name, [])))
+    for name, groups in by_name.items():
+        counts = Counter({key: len(members) for key, members in groups.items()})
+        main = max(groups, key=lambda k: counts[k])  # most runs; ties: first seen
+        for key in [main] + [k for k in groups if k != main]:
+            members = groups[key]
+            # Only finished runs enter a mean: a run still training (or stopped) has no final numbers yet.
+            finished = [r for r in members if r.status in FINISHED]
+            stats = {stat_key: _stat([_value(r, stat_key) for r in finished]) for _, stat_key in COLUMNS}
+            seeds = [(r.summary or {}).get("seed", (r.config or {}).get("seed")) for r in finished]
+            if key == main:
+                differs = {}
+            elif not configs[key]:  # no config.yaml: cannot tell what it ran, so never pooled with the others
+                differs = {"config.yaml": "absent"}
+            else:
+                differs = _differences(configs[key], configs[main])
+            rows.append(ComparisonRow(experiment=_label(name, differs), runs=[r.run_id for r in finished],
+                                      seeds=seeds, stats=stats,
+                                      unfinished=[r.run_id for r in members if r.status not in FINISHED],
+                                      name=name, differs=differs))
     return rows
 
 
@@ -142,11 +217,11 @@ def _csv(rows: Sequence[ComparisonRow]) -> str:
 
 
 def compare_runs(run_dirs: Iterable[Path], fmt: str = "md") -> str:
-    """The summary table of report 003 for ``run_dirs``: one row per experiment name.
+    """The summary table of report 003 for ``run_dirs``: one row per experiment.
 
     Columns: experiment, n (runs), train loss, train acc, val loss, val acc, test acc, params,
-    epochs, wall time. Runs sharing a ``name`` (different seeds) are one row with
-    mean ± sample std (ddof=1). ``fmt``: "md" (Markdown table), "csv" (raw means and stds),
+    epochs, wall time. Runs sharing a config up to the seed (see ``comparison_rows``) are one
+    row with mean ± sample std (ddof=1); a same-name run with another config is another row. ``fmt``: "md" (Markdown table), "csv" (raw means and stds),
     "html" (a self-contained page with a sortable table).
     """
     if fmt not in FORMATS:
@@ -155,12 +230,13 @@ def compare_runs(run_dirs: Iterable[Path], fmt: str = "md") -> str:
     if fmt == "csv":
         return _csv(rows)
     table = comparison_table(rows)
-    note = "Values are mean ± sample standard deviation (ddof=1) over the n finished runs (seeds) of an experiment."
+    note = ("Values are mean ± sample standard deviation (ddof=1) over the n finished runs (seeds) of an experiment; "
+            "runs of one name with another config are separate rows, labelled with the keys that differ.")
     left_out = [run for row in rows for run in row.unfinished]
     if left_out:
         note += f" Not finished, so not averaged: {', '.join(left_out)}."
     if fmt == "md":
-        return markdown_table(table.headers, table.rows) + "\n\n" + note + "\n"
+        return markdown_table(table.headers, table.rows) + "\n\n" + md_text(note) + "\n"
     return render_html("cnnlab comparison", [Section("Runs", [table, Paragraph(note)])])
 
 
@@ -169,7 +245,7 @@ def plot_overlaid_curves(run_dirs: Iterable[Path], out_png: Path, title: str = "
 
     Each run has one colour: train solid, validation dashed. Written atomically; returns ``out_png``.
     """
-    runs = [load_run(Path(d)) for d in run_dirs]
+    runs = [load_run_data(Path(d)) for d in run_dirs]
     if not runs:
         raise ValueError("no runs to plot: pass at least one run folder")
     fig = new_figure(12, 4.5)

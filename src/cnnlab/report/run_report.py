@@ -21,7 +21,7 @@ from cnnlab.report.blocks import (Figure, Paragraph, Preformatted, Section, Tabl
 from cnnlab.report.confusion import confusion_figure
 from cnnlab.report.curves import curves_figure, learning_rate_figure
 from cnnlab.report.example_grid import as_image_array, examples_figure
-from cnnlab.report.run_folder import SPLIT_ORDER, RunData, load_run
+from cnnlab.runfolder import SPLIT_ORDER, RunData, load_run_data
 
 MAIN_SPLIT_PREFERENCE = ("test", "val", "train")  # per-class table and examples use the first present
 EXAMPLES_PER_GROUP = 9  # a 3 x 3 grid, as report 004-a
@@ -311,7 +311,7 @@ def write_run_report(run_dir: Path, images: dict[str, np.ndarray] | None = None)
     Returns (html_path, md_path).
     """
     run_dir = Path(run_dir)
-    report = render_run_report(load_run(run_dir), images)
+    report = render_run_report(load_run_data(run_dir), images)
     figures_dir = run_dir / "figures"
     figures_dir.mkdir(exist_ok=True)
     for name, png in report.figures.items():

@@ -8,7 +8,7 @@ from cnnlab.report import _format as show
 from cnnlab.atomic import write_text_atomically
 from cnnlab.report.blocks import Paragraph, Section, Table, render_html
 from cnnlab.report.compare import comparison_rows, comparison_table
-from cnnlab.report.run_folder import RunData, RunFolderError, find_run_dirs, load_run
+from cnnlab.runfolder import RunData, RunFolderError, find_runs, load_run_data
 from cnnlab.report.run_report import render_run_report
 
 RUN_PAGES = "runs"  # sub-folder of the site holding one page per run
@@ -17,9 +17,9 @@ INDEX_HEADERS = ["run", "experiment", "seed", "status", "model", "epochs", "trai
                  "test loss", "params", "wall time"]
 
 
-def _page_name(run_id: str) -> str:
-    """A safe file name for a run's page (run ids are folder names; keep them readable)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", run_id) + ".html"
+def _page_name(run_path: str) -> str:
+    """A safe file name for a run's page (its path below the runs folder, kept readable)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", run_path) + ".html"
 
 
 def _index_row(run: RunData) -> tuple[list[str], list[float | str | None]]:
@@ -47,26 +47,29 @@ def build_site(runs_root: Path, out_dir: Path) -> Path:
     build. Returns the index path. Raises RunFolderError when ``runs_root`` holds no run.
     """
     runs_root, out_dir = Path(runs_root), Path(out_dir)
-    run_dirs = [d for d in find_run_dirs(runs_root) if out_dir.resolve() not in d.resolve().parents]
+    if not runs_root.is_dir():
+        raise RunFolderError(f"{runs_root} is not a folder; pass the folder that holds your runs (e.g. runs/)")
+    run_dirs = [d for d in find_runs(runs_root) if out_dir.resolve() not in d.resolve().parents]
     if not run_dirs:
-        raise RunFolderError(f"no run folders (with config.yaml, summary.json or metrics.jsonl) under {runs_root}; train a run first")
+        raise RunFolderError(f"no run folders (folders holding config.yaml) under {runs_root}; train a run first")
     pages_dir = out_dir / RUN_PAGES
     pages_dir.mkdir(parents=True, exist_ok=True)
     rows, values, links, readable, problems = [], [], [], [], []
     for run_dir in run_dirs:
         try:
-            run = load_run(run_dir)
+            run = load_run_data(run_dir)
             page = render_run_report(run, back_link=("../index.html", "← all runs")).html
         except (RunFolderError, ValueError) as error:
-            problems.append(f"{run_dir}: {error}")
+            problems.append(str(error) if str(run_dir) in str(error) else f"{run_dir}: {error}")
             continue
-        page_name = _page_name(run.run_id)
+        relative = run_dir.relative_to(runs_root).as_posix() if run_dir != runs_root else run.run_id
+        page_name = _page_name(relative)  # nested runs (runs/sweep/<run>) may share a folder name
         write_text_atomically(pages_dir / page_name, page)
         shown, raw = _index_row(run)
         rows.append(shown)
         values.append(raw)
         links.append([f"{RUN_PAGES}/{page_name}"] + [None] * (len(shown) - 1))
-        readable.append(run_dir)
+        readable.append(run)
     sections = [Section("All runs", [
         Paragraph("Click a column header to sort; click again to reverse."),
         Table(headers=INDEX_HEADERS, rows=rows, sort_values=values, sortable=True, table_id="runs", links=links)])]

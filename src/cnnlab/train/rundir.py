@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -47,17 +48,47 @@ def write_json(path: Path, data: dict) -> None:
     write_text_atomically(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
-def write_metrics(path: Path, rows: Iterable[dict]) -> None:
-    """Rewrite the whole metrics file (a few hundred lines at most), atomically."""
-    write_text_atomically(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
-
-
-def read_metrics(path: Path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+class RunLocked(RuntimeError):
+    """Another process is training in this run folder."""
+
+
+class RunLock:
+    """An exclusive lock on a run folder for as long as a process trains in it.
+
+    A kernel lock (flock) on ``<run>/.lock``: it is released when the process ends in any way,
+    SIGKILL included, so a killed run never stays locked.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".lock"
+        self._file = None
+
+    def __enter__(self) -> "RunLock":
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; one trainer per folder is then the user's job
+            return self
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise RunLocked(f"{self.path.parent} is being trained by another process (pid {holder}); wait for it "
+                            f"to finish or stop it, then resume") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            self._file.close()   # closing releases the flock
+            self._file = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -42,18 +41,37 @@ def use_channels_last(setting: bool | None, device: torch.device) -> bool:
     return device.type == "cuda" if setting is None else setting
 
 
-def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seed Python, torch (CPU and CUDA); all data randomness uses explicit generators instead."""
-    random.seed(seed)
+def seed_torch(seed: int) -> None:
+    """Seed torch's global generators (CPU and CUDA), which dropout draws from; shuffling and
+    augmentation use explicit generators instead."""
     torch.manual_seed(seed)
-    if deterministic:
-        # cuBLAS needs this workspace setting for deterministic matmuls (CUDA >= 10.2).
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    else:
-        torch.use_deterministic_algorithms(False)
-        torch.backends.cudnn.benchmark = True
+
+
+@contextlib.contextmanager
+def run_settings(threads: int | None, deterministic: bool):
+    """Thread count, deterministic algorithms and cuDNN autotuning for one run, restored afterwards,
+    so that calling train() from a notebook leaves the process as it found it."""
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark,
+              os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        if deterministic:
+            # cuBLAS needs this workspace setting for deterministic matmuls (CUDA >= 10.2).
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(deterministic)
+        torch.backends.cudnn.benchmark = not deterministic   # autotuned kernels are the fast, non-bitwise choice
+        yield
+    finally:
+        threads_before, det, warn_only, bench, cublas = before
+        torch.set_num_threads(threads_before)
+        torch.use_deterministic_algorithms(det, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = bench
+        if cublas is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = cublas
 
 
 def versions() -> dict:

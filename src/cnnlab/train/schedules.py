@@ -2,6 +2,12 @@
 
 A pure function (no scheduler object) means resuming a run needs only the step count, and the
 LR a run used at any step can be recomputed and plotted without running it.
+
+Epochs here are 0-based indices, as Keras passes them to a LearningRateScheduler callback (the
+1-based number in cnnlab's log, "epoch 52/100", is index 51). `piecewise` milestones are the
+0-based epoch indices at which the next value starts: milestones [51, 76] with values [a, b, c]
+give a for indices 0..50, b for 51..75 and c from 76 on, i.e. Keras' `if epoch > 50: b` becomes
+milestone 51 (a Keras condition `epoch > k` is milestone k + 1, `epoch >= k` is milestone k).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ def lr_at(step: int, steps_per_epoch: int, total_epochs: int, base_lr: float, cf
     elif cfg.name == "step":
         lr = base_lr * cfg.gamma ** (epoch // cfg.step_size)
     elif cfg.name == "piecewise":
+        # values[i] from 0-based epoch milestones[i-1] on (inclusive); see the module docstring.
         passed = sum(1 for m in cfg.milestones if epoch >= m)
         lr = cfg.values[passed]
     elif cfg.name == "inverse_time":

@@ -7,7 +7,7 @@ from pathlib import Path
 from torch import nn
 
 from cnnlab.experiment import ModelConfig
-from cnnlab.models import create_model, init_weights, load_imagenet, load_pretrained
+from cnnlab.models import LoadReport, create_model, init_weights, load_imagenet, load_pretrained
 from cnnlab.train.checkpoint import CheckpointError
 
 
@@ -41,14 +41,33 @@ def _weights_file(source: str) -> Path:
     raise CheckpointError(f"model.pretrained={source!r}: expected a cnnlab run folder or a .safetensors file")
 
 
-def load_pretrained_weights(model: nn.Module, source: str, model_name: str) -> None:
+def _source_model(weights: Path) -> str | None:
+    """The model name in the config.yaml of the run folder holding ``weights``, if any."""
+    for folder in (weights.parent, weights.parent.parent):
+        config = folder / "config.yaml"
+        if config.is_file():
+            try:
+                import yaml
+
+                name = (yaml.safe_load(config.read_text()) or {}).get("model", {}).get("name")
+            except Exception:  # an unreadable config only costs the hint
+                return None
+            return f"a {name} run" if isinstance(name, str) else None
+    return None
+
+
+def load_pretrained_weights(model: nn.Module, source: str, model_name: str) -> LoadReport:
     """`imagenet` (the publisher's checkpoint for this model), a URL, a run folder or a weights file.
 
-    Tensors whose shape differs (a new classification head) keep their fresh initialization.
+    Loaded strictly except the classification head: head tensors of another shape (a new
+    class count) keep their fresh initialization and the returned report's one-line
+    ``summary()`` says so (it is also logged); a source of another architecture raises
+    ``ArchitectureMismatchError`` (a ValueError) before any tensor is copied, and an
+    unreadable weights file ``PretrainedFileError`` naming the file.
     """
     if source == "imagenet":
-        load_imagenet(model, model_name)
-    elif source.startswith(("http://", "https://")):
-        load_pretrained(model, source, progress=True)
-    else:
-        load_pretrained(model, str(_weights_file(source)))
+        return load_imagenet(model, model_name)
+    if source.startswith(("http://", "https://")):
+        return load_pretrained(model, source, progress=True, model_name=model_name)
+    weights = _weights_file(source)
+    return load_pretrained(model, str(weights), model_name=model_name, source_model=_source_model(weights))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.report.loggers import LoggerUnavailable, MLflowLogger, TensorBoardLogger, flatten, loggers_from_settings
+from cnnlab.train.loggers import LoggerUnavailable, MLflowLogger, TensorBoardLogger, flatten, loggers_from_settings
 from report_fixtures import make_run
 
 
@@ -22,6 +22,8 @@ def _drive(logger, run_dir: Path) -> None:
 
 
 def test_settings_build_the_enabled_loggers_and_reject_unknown_ones() -> None:
+    pytest.importorskip("tensorboard", reason="tensorboard not installed: pip install tensorboard")
+    pytest.importorskip("mlflow", reason="mlflow not installed: pip install mlflow-skinny")
     loggers = loggers_from_settings({"tensorboard": True, "mlflow": {"experiment": "x"}})
     assert [type(x) for x in loggers] == [TensorBoardLogger, MLflowLogger]
     assert loggers[1].experiment == "x"
@@ -30,6 +32,11 @@ def test_settings_build_the_enabled_loggers_and_reject_unknown_ones() -> None:
         loggers_from_settings({"wandb": True})
     with pytest.raises(ValueError, match="bad option"):
         loggers_from_settings({"mlflow": {"experiments": "typo"}})
+
+def test_settings_are_checked_without_the_packages() -> None:
+    assert loggers_from_settings({"tensorboard": False}) == [] and loggers_from_settings(None) == []
+    with pytest.raises(ValueError, match="wandb"):
+        loggers_from_settings({"wandb": True})
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": "1", "a.c": "[1, 2]", "d": "None"}
 
 
@@ -37,10 +44,10 @@ def test_missing_package_gives_an_actionable_error(tmp_path: Path, monkeypatch: 
     # a None entry in sys.modules makes the import fail exactly as if the package were absent
     monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(LoggerUnavailable, match="pip install mlflow-skinny"):
-        MLflowLogger().on_train_begin({"run_dir": str(tmp_path)})
+        MLflowLogger()
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(LoggerUnavailable, match="pip install tensorboard"):
-        TensorBoardLogger().on_train_begin({"run_dir": str(tmp_path)})
+        TensorBoardLogger()
 
 
 def test_tensorboard_logger_writes_the_epoch_scalars(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.evaluate.tta import flip_tta_probabilities
+from cnnlab.train.predict import flip_tta_probabilities
 
 
 def _normalize(x: torch.Tensor) -> torch.Tensor:

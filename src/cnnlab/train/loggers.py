@@ -1,7 +1,8 @@
 """Optional experiment loggers (TensorBoard, MLflow) as trainer callbacks, for people who already use them.
 
-Each needs its own package, imported only when the logger starts; without it the logger raises
-LoggerUnavailable naming the package to install. Enable them from settings with
+Each needs its own package, imported when the logger is made (before a run folder exists, so a
+missing package never leaves a half-made run); without it the logger raises LoggerUnavailable
+naming the package to install. Enable them from settings with
 ``loggers_from_settings({"tensorboard": True, "mlflow": {"experiment": "cifar10"}})`` and pass
 the list as ``train(..., callbacks=...)``.
 """
@@ -24,7 +25,7 @@ EPOCH_SCALARS = {
 FINAL_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 
 
-class LoggerUnavailable(RuntimeError):
+class LoggerUnavailable(RuntimeError):  # noqa: N818 (the name says what happened)
     """The package an enabled logger needs is not installed."""
 
 
@@ -68,16 +69,18 @@ class TensorBoardLogger(Callback):
     """
 
     def __init__(self, log_dir: str | Path | None = None) -> None:
-        self.log_dir = Path(log_dir) if log_dir is not None else None
-        self.writer: Any = None
-
-    def on_train_begin(self, logs: dict) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as error:
             raise LoggerUnavailable(
                 "TensorBoard logging is on but the tensorboard package is missing: pip install tensorboard "
                 "(or turn the tensorboard setting off)") from error
+        self._writer_class = SummaryWriter
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.writer: Any = None
+
+    def on_train_begin(self, logs: dict) -> None:
+        SummaryWriter = self._writer_class
         log_dir = self.log_dir or Path(logs["run_dir"]) / "tensorboard"
         self.writer = SummaryWriter(log_dir=str(log_dir))
         config = _read_config(Path(logs["run_dir"])) if "run_dir" in logs else {}
@@ -121,19 +124,20 @@ class MLflowLogger(Callback):
     PARAM_VALUE_MAX = 500  # characters; MLflow rejects longer parameter values on some back ends
 
     def __init__(self, experiment: str | None = None, tracking_uri: str | None = None) -> None:
-        self.experiment = experiment
-        self.tracking_uri = tracking_uri
-        self.mlflow: Any = None
-        self.run_dir: Path | None = None
-
-    def on_train_begin(self, logs: dict) -> None:
         try:
             import mlflow
         except ImportError as error:
             raise LoggerUnavailable(
                 "MLflow logging is on but the mlflow package is missing: pip install mlflow-skinny "
                 "(or turn the mlflow setting off)") from error
-        self.mlflow = mlflow
+        self._mlflow_module = mlflow
+        self.experiment = experiment
+        self.tracking_uri = tracking_uri
+        self.mlflow: Any = None
+        self.run_dir: Path | None = None
+
+    def on_train_begin(self, logs: dict) -> None:
+        mlflow = self.mlflow = self._mlflow_module
         if self.tracking_uri:
             mlflow.set_tracking_uri(self.tracking_uri)
         if self.experiment:

@@ -1,0 +1,71 @@
+"""A whole experiment as `cnnlab train` runs it: train, then curves and the report, in one call.
+
+    from cnnlab import load_experiment, run_experiment
+    result = run_experiment(load_experiment("recipes/004-a.yaml", ["epochs=3"]))
+    result.run_dir / "report.html"
+
+`cnnlab.train.train` alone trains and writes the run's numbers; this layer (above train and
+report) adds the figures and pages through an ordinary callback, so the loop never imports the
+report code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+from cnnlab.train.callbacks import Callback
+from cnnlab.train.experiment import ExperimentConfig
+from cnnlab.train.loop import RunResult, train
+
+
+class ReportWriter(Callback):
+    """curves.png for every run that trained an epoch; report.html/report.md for finished runs.
+
+    A failure here is reported but never loses the run: its numbers are already saved.
+    """
+
+    def __init__(self, report: bool = True, log: Callable[[str], None] = print):
+        self.report, self.log = report, log
+        self.run_dir: Optional[Path] = None
+        self.rows: list[dict] = []
+
+    def on_train_begin(self, logs: dict) -> None:
+        self.run_dir = Path(logs["run_dir"])
+
+    def on_train_end(self, logs: dict) -> None:
+        from cnnlab.report.curves import plot_curves
+        from cnnlab.runfolder import read_metrics
+
+        run_dir = self.run_dir or Path(logs["run_dir"])
+        rows = read_metrics(run_dir)
+        if rows:
+            try:
+                plot_curves(rows, run_dir / "curves.png", title=run_dir.name)
+            except Exception as err:  # noqa: BLE001 (the run is saved; say what failed)
+                self.log(f"warning: could not draw curves.png: {err}")
+        if not self.report or logs.get("status") not in ("completed", "early_stopped"):
+            return
+        from cnnlab.report import write_run_report
+
+        splits = logs.get("data")
+        images = None
+        if splits is not None:
+            images = {name: getattr(splits, name).images.numpy() for name in ("train", "val", "test")
+                      if getattr(splits, name) is not None}
+        try:
+            write_run_report(run_dir, images=images)
+        except Exception as err:  # noqa: BLE001
+            self.log(f"warning: could not write the report: {err}; retry with: cnnlab report {run_dir}")
+
+
+def run_experiment(cfg: Optional[ExperimentConfig], runs_dir: str | Path = "runs", *, data_dir: Optional[str] = None,
+                   quiet: bool = False, resume: Optional[str | Path] = None, seed_suffix: Optional[int] = None,
+                   callbacks: Optional[list[Callback]] = None, report: bool = True,
+                   log: Callable[[str], None] = print) -> RunResult:
+    """train() plus curves.png and (with report=True) report.html / report.md in the run folder."""
+    return train(cfg, runs_dir, data_dir=data_dir, quiet=quiet, resume=resume, seed_suffix=seed_suffix,
+                 callbacks=list(callbacks or []) + [ReportWriter(report=report, log=log)], log=log)
+
+
+__all__ = ["ReportWriter", "run_experiment"]

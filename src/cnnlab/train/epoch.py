@@ -1,0 +1,139 @@
+"""One training epoch: the hot loop, with nothing in it but the steps.
+
+Every step checks the loss and the gradient norm before the optimizer touches the weights (one
+host sync per step, on every device), so a NaN or an infinity never reaches the weights and the
+last checkpoint stays good.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from cnnlab.train import runtime
+from cnnlab.train.losses import classification_loss, correct_count
+from cnnlab.train.optim import set_lr
+from cnnlab.train.regularization import l2_penalty
+from cnnlab.train.schedules import lr_at
+from cnnlab.train.state import TrainState
+
+
+@dataclass
+class Engine:
+    """What one run trains with: built once by the loop, read by the epoch function."""
+
+    cfg: object                      # ExperimentConfig
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    ema: object                      # ModelEMA or None
+    l2_kernels: list
+    normalizer: Callable
+    augmenter: object
+    train_x: torch.Tensor            # uint8 N x C x H x W on the device
+    train_y: torch.Tensor
+    shuffle_gen: torch.Generator     # CPU: the order of the images
+    augment_gen: torch.Generator     # on the device: flips, shifts, crops
+    device: torch.device
+    amp_dtype: Optional[torch.dtype]
+    channels_last: bool
+    steps_per_epoch: int
+
+    def lr(self, global_step: int) -> float:
+        cfg = self.cfg
+        return lr_at(global_step, self.steps_per_epoch, cfg.epochs, cfg.optimizer.lr, cfg.schedule)
+
+
+def steps_per_epoch(n_train: int, batch_size: int, drop_last: Optional[bool]) -> int:
+    """Full batches, plus the partial last one unless it is dropped (always, or when it holds one image)."""
+    full, rest = divmod(n_train, batch_size)
+    drop = drop_last if drop_last is not None else rest == 1
+    steps = full + (1 if rest and not drop else 0)
+    if steps == 0:
+        raise ValueError(f"{n_train} training images make no batch of batch_size={batch_size} with drop_last "
+                         f"on; lower batch_size or set drop_last: false")
+    return steps
+
+
+def _grad_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads]))
+
+
+def epoch_permutation(engine: Engine, state: TrainState) -> torch.Tensor:
+    """This epoch's order of the training images. A run resumed mid-epoch regenerates it from the
+    generator state saved at the epoch's start, so it sees the same batches in the same order."""
+    if state.step_in_epoch > 0 and state.shuffle_epoch_start is not None:
+        engine.shuffle_gen.set_state(state.shuffle_epoch_start)
+    state.shuffle_epoch_start = engine.shuffle_gen.get_state()
+    return torch.randperm(engine.train_x.shape[0], generator=engine.shuffle_gen).to(engine.device)
+
+
+def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop: Callable[[], bool]) -> str:
+    """Train from state.step_in_epoch to the epoch's end; returns "done", "interrupted" or "diverged".
+
+    ``state`` is updated after every step, so that whatever this returns, it describes exactly
+    the weights that are in the model (a diverged step is not taken).
+    """
+    cfg, model, optimizer = engine.cfg, engine.model, engine.optimizer
+    params = [p for p in model.parameters() if p.requires_grad]
+    perm = epoch_permutation(engine, state)
+    dev = engine.device
+    loss_sum = torch.zeros((), dtype=torch.float64, device=dev) + state.sums["loss_sum"]
+    total_sum = torch.zeros((), dtype=torch.float64, device=dev) + state.sums["total_loss_sum"]
+    correct = torch.zeros((), dtype=torch.int64, device=dev) + state.sums["correct"]
+    seen, seconds_before, t0 = state.sums["seen"], state.sums["seconds"], time.perf_counter()
+
+    def save_sums() -> None:
+        state.sums = {"loss_sum": loss_sum.item(), "total_loss_sum": total_sum.item(), "correct": int(correct.item()),
+                      "seen": seen, "seconds": seconds_before + time.perf_counter() - t0}
+
+    model.train()
+    outcome = "done"
+    for step in range(state.step_in_epoch, engine.steps_per_epoch):
+        idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        x = engine.normalizer(engine.train_x[idx])
+        y = engine.train_y[idx]
+        if engine.augmenter.enabled:
+            x = engine.augmenter(x, engine.augment_gen)
+        if engine.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        lr = engine.lr(state.global_step)
+        set_lr(optimizer, lr)
+        with runtime.autocast(dev, engine.amp_dtype):
+            logits = model(x)
+        loss = classification_loss(logits, y, cfg.regularization.label_smoothing)
+        penalty = l2_penalty(engine.l2_kernels, cfg.regularization.l2)
+        total = loss if penalty is None else loss + penalty
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if cfg.regularization.grad_clip:
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.regularization.grad_clip)  # the norm before clipping
+        else:
+            norm = _grad_norm(params)
+        # One sync: a non-finite loss, or non-finite gradients from a finite loss, stop the run here.
+        if not math.isfinite((total.detach().float() + norm.to(total.device).float()).item()):
+            outcome = "diverged"
+            break
+        optimizer.step()
+        if engine.ema:
+            engine.ema.update(model)
+        state.global_step += 1
+        state.step_in_epoch = step + 1
+        n = y.shape[0]
+        loss_sum += loss.detach().double() * n
+        total_sum += total.detach().double() * n
+        correct += correct_count(logits.detach(), y)
+        seen += n
+        for cb in callbacks:
+            cb.on_batch_end(step, {"loss_sum": loss_sum, "correct": correct, "seen": seen, "lr": lr})
+        if should_stop() and state.step_in_epoch < engine.steps_per_epoch:
+            outcome = "interrupted"
+            break
+    save_sums()
+    return outcome

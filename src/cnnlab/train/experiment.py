@@ -1,0 +1,87 @@
+"""The experiment config: one dataclass tree, printed at the start and saved with every run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from cnnlab.config import ConfigError, apply_overrides, from_dict, read_yaml, to_dict
+from cnnlab.data.config import AugmentConfig, DataConfig
+from cnnlab.train.options import EarlyStoppingConfig, OptimizerConfig, RegularizationConfig, ScheduleConfig
+
+PRECISIONS = ("auto", "fp32", "bf16")
+INITS = ("default", "normal", "glorot", "he")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "cnn004"
+    kwargs: dict = field(default_factory=dict)   # passed to create_model (it rejects unknown ones)
+    init: str = "default"                        # default | normal | glorot | he
+    init_std: float = 0.01                       # std of init "normal"
+    pretrained: Optional[str] = None             # imagenet | a URL | a run folder | a .safetensors/.pt file
+
+    def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise ValueError(f"model.init={self.init!r} is not allowed; choose one of {', '.join(INITS)}")
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    description: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    epochs: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 1000
+    # The epoch's last, partial training batch: null = drop it only when it holds a single image
+    # (batch norm cannot normalize one value per channel); true = always drop it; false = keep it.
+    drop_last: Optional[bool] = None
+    seed: int = 0
+    deterministic: bool = False      # torch.use_deterministic_algorithms; slower on CUDA
+    device: str = "auto"             # auto (cuda if available, else cpu) | cpu | cuda | cuda:N
+    precision: str = "auto"          # auto: bf16 autocast on CUDA, fp32 on CPU
+    channels_last: Optional[bool] = None   # null = auto (on for CUDA)
+    threads: Optional[int] = None    # CPU threads for torch; null = torch's default
+    tta: bool = False                # also score test with flip test-time augmentation (a second report row)
+    # Optional loggers for people who use them: {tensorboard: true, mlflow: {experiment: NAME}}
+    logging: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ValueError("batch_size and eval_batch_size must be >= 1")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r} is not allowed; choose one of {', '.join(PRECISIONS)}")
+        if not self.name or "/" in self.name:
+            raise ValueError(f"name={self.name!r} must be a non-empty name without '/'")
+
+
+def load_experiment(path: Optional[str | Path] = None, overrides: Optional[list[str]] = None) -> ExperimentConfig:
+    """Defaults -> YAML file (optional) -> `key.sub=value` overrides, validated into a typed config."""
+    data: dict[str, Any] = read_yaml(path) if path is not None else {}
+    if path is not None and "name" not in data:
+        data["name"] = Path(path).stem
+    apply_overrides(data, overrides or [])
+    return from_dict(ExperimentConfig, data, where="")
+
+
+def experiment_from_dict(data: dict) -> ExperimentConfig:
+    return from_dict(ExperimentConfig, data, where="")
+
+
+def experiment_to_yaml(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
+
+
+__all__ = ["ConfigError", "ExperimentConfig", "ModelConfig", "load_experiment", "experiment_to_yaml", "experiment_from_dict"]
