@@ -58,5 +58,5 @@ def cnnlab_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "cnnlab.cli", *args]
 
 
-def run_cli(*args: str, env=None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(cnnlab_cmd(*args), capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
+def run_cli(*args: str, env=None, timeout: float = 120, cwd=REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(cnnlab_cmd(*args), capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)

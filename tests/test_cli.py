@@ -96,3 +96,31 @@ def test_models_command_lists_names_first():
 def test_unknown_model_suggests_a_name():
     proc = run_cli("summary", "cnn04")
     assert proc.returncode == 1 and "cnn004" in proc.stderr and "cnnlab models" in proc.stderr
+
+
+def test_data_info_without_out_writes_no_file(tiny_cifar, tmp_path):
+    proc = run_cli("data", "info", "cifar10", "--data-dir", str(tiny_cifar), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "sample grid: not written (add --out samples.png)" in proc.stdout
+    assert list(tmp_path.iterdir()) == [], "nothing is written to the working folder unless asked"
+
+
+def test_train_writes_the_report_with_the_runs_own_numbers(tiny_cifar, tmp_path):
+    proc = run_cli("train", str(REPO / "recipes" / "004-a.yaml"), "--runs-dir", str(tmp_path), "--data-dir",
+                   str(tiny_cifar), "-q", *overrides_args(epochs=2))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = proc.stdout.strip().splitlines()[-1]
+    summary = json.load(open(os.path.join(run_dir, "summary.json")))
+    html = open(os.path.join(run_dir, "report.html"), encoding="utf-8").read()
+    assert f"{100 * summary['final']['test_acc']:.2f}" in html
+    assert os.path.isfile(os.path.join(run_dir, "curves.png")) and os.path.isfile(os.path.join(run_dir, "report.md"))
+    assert "warning" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("command", ["resume", "eval"])
+def test_a_broken_config_yaml_is_named_in_one_line(tmp_path, command):
+    (tmp_path / "config.yaml").write_text("name: x\ndata: {name: [cifar10\n")
+    args = ["train", "--resume", str(tmp_path)] if command == "resume" else ["eval", str(tmp_path)]
+    proc = run_cli(*args)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "config.yaml" in proc.stderr and "not valid YAML" in proc.stderr and str(tmp_path) in proc.stderr

@@ -1,5 +1,4 @@
 """One epoch of the 004-a recipe on a stratified subset of the real bundled CIFAR-10."""
-import inspect
 import json
 
 import pytest
@@ -13,11 +12,7 @@ from engine_helpers import REPO, run_cli
 def test_one_epoch_of_004a_on_real_cifar10(real_cifar10_dir, tmp_path):
     cfg = load_experiment(REPO / "recipes" / "004-a.yaml", [
         "epochs=1", "data.train_subset=2000", "data.val_size=500", "data.test_subset=1000", "data.download=false"])
-    # train() writes no report once the report layer's callbacks do (work in progress); before
-    # that, report=False skips it (seconds of matplotlib). Drop this once train() has no `report`.
-    no_report = {"report": False} if "report" in inspect.signature(train).parameters else {}
-    result = train(cfg, runs_dir=tmp_path, data_dir=str(real_cifar10_dir), quiet=True, log=lambda s: None,
-                   **no_report)
+    result = train(cfg, runs_dir=tmp_path, data_dir=str(real_cifar10_dir), quiet=True, log=lambda s: None)
     s = result.summary
     assert s["data"] == {"train": 2000, "val": 500, "test": 1000}
     assert s["classes"][:2] == ["airplane", "automobile"]

@@ -1,8 +1,10 @@
-"""compare_runs: report 003's table, seeds grouped with mean ± sample std (ddof=1)."""
+"""compare_runs on real tiny runs: report 003's table, one row per experiment (config up to the seed),
+mean ± sample std (ddof=1) over finished seeds."""
 from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,82 +12,107 @@ import pytest
 from PIL import Image
 
 from cnnlab.report.compare import compare_runs, comparison_rows, plot_overlaid_curves
-from report_fixtures import make_run
-
-TEST_ACCS = [0.80, 0.82, 0.87]
-WALL = [100.0, 110.0, 150.0]
+from report_fixtures import RealRuns, copy_run, edit_summary, read_summary, real_runs
 
 
-def _three_seeds_and_one_other(root: Path) -> list[Path]:
-    runs = [make_run(root, name="004-a", seed=s, final={"test_acc": acc}, wall_seconds=w, splits=())
-            for s, acc, w in zip((1, 2, 3), TEST_ACCS, WALL)]
-    runs.append(make_run(root, name="004-b", seed=7, final={"test_acc": 0.9, "val_loss": None, "val_acc": None},
-                         with_val=False, splits=(), params_total=999))
-    return runs
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory) -> RealRuns:
+    return real_runs(tmp_path_factory)
 
 
-def test_three_seeds_give_sample_mean_and_std(tmp_path: Path) -> None:
-    rows = comparison_rows(_three_seeds_and_one_other(tmp_path))
-    assert [r.experiment for r in rows] == ["004-a", "004-b"]
+def _final(run_dir: Path, key: str) -> float:
+    return read_summary(run_dir)["final"][key]
+
+
+def test_seeds_of_one_config_give_sample_mean_and_std(real: RealRuns) -> None:
+    rows = comparison_rows([real.base, real.seed2, real.binary])
+    assert [r.experiment for r in rows] == ["tiny", "binary"]
     seeds = rows[0]
-    assert seeds.seeds == [1, 2, 3] and seeds.stats["test_acc"].n == 3
-    assert seeds.stats["test_acc"].mean == pytest.approx(np.mean(TEST_ACCS))
-    assert seeds.stats["test_acc"].std == pytest.approx(np.std(TEST_ACCS, ddof=1))  # 0.0361, population would be 0.0294
-    assert seeds.stats["wall_seconds"].std == pytest.approx(26.4575, rel=1e-4)
+    accs = [_final(real.base, "test_acc"), _final(real.seed2, "test_acc")]
+    assert seeds.seeds == [1, 2] and seeds.stats["test_acc"].n == 2 and seeds.runs == [real.base.name, real.seed2.name]
+    assert seeds.stats["test_acc"].mean == pytest.approx(np.mean(accs))
+    assert seeds.stats["test_acc"].std == pytest.approx(np.std(accs, ddof=1))  # sample std, not population
+    walls = [read_summary(r)["wall_seconds"] for r in (real.base, real.seed2)]
+    assert seeds.stats["wall_seconds"].mean == pytest.approx(np.mean(walls))
     single = rows[1]
-    assert single.stats["test_acc"].std is None and single.stats["val_acc"].n == 0
+    assert single.stats["test_acc"].std is None and single.stats["val_acc"].n == 0  # no validation split
 
 
-def test_markdown_shows_mean_pm_std_and_absent_values(tmp_path: Path) -> None:
-    text = compare_runs(_three_seeds_and_one_other(tmp_path), fmt="md")
+def test_same_name_other_config_is_its_own_row_labelled_by_what_differs(real: RealRuns) -> None:
+    # a 1-epoch smoke run (-o epochs=1) of "tiny" must not be averaged with the real tiny runs as a third seed
+    rows = comparison_rows([real.smoke, real.base, real.seed2])
+    assert [(r.experiment, len(r.runs)) for r in rows] == [("tiny", 2), ("tiny (epochs=1)", 1)]
+    main, smoke = rows
+    assert main.differs == {} and smoke.differs == {"epochs": "1"} and smoke.name == main.name == "tiny"
+    assert main.stats["test_acc"].n == 2 and smoke.stats["test_acc"].n == 1
+    assert smoke.stats["test_acc"].mean == pytest.approx(_final(real.smoke, "test_acc"))
+    assert main.stats["epochs"].mean == 2 and smoke.stats["epochs"].mean == 1
+    text = compare_runs([real.base, real.smoke, real.seed2], fmt="md")
+    assert "| tiny (epochs=1) | 1 |" in text and "| tiny | 2 |" in text
+
+
+def test_keys_that_do_not_change_the_experiment_do_not_split_it(real: RealRuns, tmp_path: Path) -> None:
+    copy = copy_run(real.seed2, tmp_path)
+    config = (copy / "config.yaml").read_text()
+    assert "threads: 1" in config and "description: ''" in config
+    (copy / "config.yaml").write_text(config.replace("threads: 1", "threads: 4")
+                                      .replace("description: ''", "description: rerun on the big box"))
+    rows = comparison_rows([real.base, copy])
+    assert [(r.experiment, len(r.runs)) for r in rows] == [("tiny", 2)]
+    (copy / "config.yaml").unlink()  # unknown config: never pooled with the others
+    assert [r.experiment for r in comparison_rows([real.base, copy])] == ["tiny", "tiny (config.yaml=absent)"]
+
+
+def test_markdown_shows_mean_pm_std_and_absent_values(real: RealRuns) -> None:
+    text = compare_runs([real.base, real.seed2, real.binary], fmt="md")
     lines = text.splitlines()
     assert lines[0] == ("| experiment | n | train loss | train acc | val loss | val acc | test acc | params | epochs "
                         "| wall time |")
-    seeds_line = next(line for line in lines if line.startswith("| 004-a"))
-    assert "| 3 |" in seeds_line and "83.00 ± 3.61%" in seeds_line
-    assert "2m 00s ± 26.5 s" in seeds_line
-    other = next(line for line in lines if line.startswith("| 004-b"))
-    assert "| 90.00% |" in other and "| — |" in other and "| 999 |" in other
+    accs = [_final(real.base, "test_acc"), _final(real.seed2, "test_acc")]
+    seeds_line = next(line for line in lines if line.startswith("| tiny"))
+    assert "| 2 |" in seeds_line and f"{100 * np.mean(accs):.2f} ± {100 * np.std(accs, ddof=1):.2f}%" in seeds_line
+    params = read_summary(real.binary)["params"]["total"]
+    other = next(line for line in lines if line.startswith("| binary"))
+    assert f"| {100 * _final(real.binary, 'test_acc'):.2f}% |" in other and "| — |" in other
+    assert f"| {params:,} |" in other
     assert "ddof=1" in text
 
 
-def test_csv_holds_raw_numbers(tmp_path: Path) -> None:
-    text = compare_runs(_three_seeds_and_one_other(tmp_path), fmt="csv")
-    rows = list(csv.DictReader(io.StringIO(text)))
-    assert float(rows[0]["test_acc_mean"]) == pytest.approx(0.83)
-    assert float(rows[0]["test_acc_std"]) == pytest.approx(np.std(TEST_ACCS, ddof=1))
-    assert rows[1]["test_acc_std"] == "" and rows[1]["n"] == "1"
+def test_csv_holds_raw_numbers(real: RealRuns) -> None:
+    rows = list(csv.DictReader(io.StringIO(compare_runs([real.base, real.seed2, real.binary], fmt="csv"))))
+    accs = [_final(real.base, "test_acc"), _final(real.seed2, "test_acc")]
+    assert float(rows[0]["test_acc_mean"]) == pytest.approx(np.mean(accs))
+    assert float(rows[0]["test_acc_std"]) == pytest.approx(np.std(accs, ddof=1))
+    assert rows[1]["test_acc_std"] == "" and rows[1]["n"] == "1" and rows[1]["val_acc_mean"] == ""
 
 
-def test_html_is_a_page_with_a_sortable_table(tmp_path: Path) -> None:
-    page = compare_runs(_three_seeds_and_one_other(tmp_path), fmt="html")
-    assert page.startswith("<!DOCTYPE html>") and 'class="sortable"' in page and "83.00 ± 3.61%" in page
+def test_html_is_a_page_with_a_sortable_table(real: RealRuns) -> None:
+    page = compare_runs([real.base, real.seed2, real.smoke], fmt="html")
+    assert page.startswith("<!DOCTYPE html>") and 'class="sortable"' in page and " ± " in page
+    assert re.search(r"<td[^>]*>tiny \(epochs=1\)</td>", page)
 
 
-def test_bad_format_and_empty_input(tmp_path: Path) -> None:
+def test_bad_format_and_empty_input(real: RealRuns) -> None:
     with pytest.raises(ValueError, match="md, csv, html"):
-        compare_runs([make_run(tmp_path, splits=())], fmt="xlsx")
+        compare_runs([real.base], fmt="xlsx")
     with pytest.raises(ValueError, match="at least one run"):
         compare_runs([])
 
 
-def test_overlaid_curves_png(tmp_path: Path) -> None:
-    out = plot_overlaid_curves(_three_seeds_and_one_other(tmp_path), tmp_path / "overlay.png")
+def test_overlaid_curves_png(real: RealRuns, tmp_path: Path) -> None:
+    out = plot_overlaid_curves(real.all, tmp_path / "overlay.png")
     with Image.open(out) as image:
         assert image.size[0] >= 1000
 
 
-def test_unfinished_runs_are_not_averaged_or_counted(tmp_path: Path) -> None:
-    import json
-
-    runs = _three_seeds_and_one_other(tmp_path)
-    summary_path = runs[2] / "summary.json"
-    summary = json.loads(summary_path.read_text())
-    summary["status"] = "interrupted"            # seed 3 stopped mid-way: no final numbers to average
-    summary_path.write_text(json.dumps(summary))
+def test_unfinished_runs_are_not_averaged_or_counted(real: RealRuns, tmp_path: Path) -> None:
+    stopped = copy_run(real.seed2, tmp_path, name="20990101-000000-tiny-stopped")
+    edit_summary(stopped, status="interrupted")  # stopped mid-way: its numbers are not final
+    runs = [real.base, real.seed2, stopped]
     row = comparison_rows(runs)[0]
-    assert row.stats["test_acc"].n == 2 and len(row.runs) == 2 and row.unfinished == [runs[2].name]
-    assert row.stats["test_acc"].mean == pytest.approx(np.mean(TEST_ACCS[:2]))
+    assert row.stats["test_acc"].n == 2 and len(row.runs) == 2 and row.unfinished == [stopped.name]
+    accs = [_final(real.base, "test_acc"), _final(real.seed2, "test_acc")]
+    assert row.stats["test_acc"].mean == pytest.approx(np.mean(accs))
     text = compare_runs(runs, fmt="md")
-    assert "| 2 |" in next(line for line in text.splitlines() if line.startswith("| 004-a"))
-    assert f"Not finished, so not averaged: {runs[2].name}" in text
+    assert "| 2 |" in next(line for line in text.splitlines() if line.startswith("| tiny"))
+    assert f"Not finished, so not averaged: {stopped.name}" in text

@@ -1,6 +1,9 @@
 """Confusion-matrix and example-grid figures."""
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +69,45 @@ def test_example_grid_rejects_bad_images() -> None:
         examples_figure(rows, np.zeros((2, 3, 8, 8), dtype=np.float32))
     with pytest.raises(ImageFormatError, match="outside images"):
         examples_figure(rows, np.zeros((2, 1, 8, 8), dtype=np.uint8))
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory):
+    from report_fixtures import real_runs
+
+    return real_runs(tmp_path_factory)
+
+
+def test_report_code_leaves_the_matplotlib_backend_alone(real, tmp_path: Path) -> None:
+    # a notebook's backend (inline, svg, ...) must survive `import cnnlab.report` and a report
+    from report_fixtures import copy_run
+
+    run_dir = copy_run(real.base, tmp_path)
+    for split in ("train", "val"):
+        (run_dir / "predictions" / f"{split}.npz").unlink()
+    code = "\n".join([
+        "import sys, matplotlib, numpy as np",
+        "matplotlib.use('svg')",
+        "import cnnlab.report",
+        "from cnnlab.report import write_run_report",
+        "from cnnlab.report.example_grid import examples_figure",
+        "from cnnlab.report._figures import figure_to_png_bytes",
+        f"html, md = write_run_report({str(run_dir)!r}, images={{'test': np.zeros((12, 3, 16, 16), np.uint8)}})",
+        "rows = [{'row': 0, 'idx': 0, 'pred_cat': 'a', 'y_cat': 'a', 'pred_prob': 1.0}]",
+        "png = figure_to_png_bytes(examples_figure(rows, np.zeros((1, 3, 8, 8), np.uint8)))",
+        "assert png.startswith(b'\\x89PNG')",
+        "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)",
+    ])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["svg", "False"]
+    assert (run_dir / "report.html").is_file() and (run_dir / "figures" / "curves.png").is_file()
+
+
+def test_report_package_never_uses_pyplot_or_switches_backends() -> None:
+    for path in (REPO / "src" / "cnnlab" / "report").rglob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        assert not re.search(r"import\s+pyplot|matplotlib\.pyplot|\.use\(|switch_backend", source), path.name

@@ -10,18 +10,20 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from cnnlab.evaluate.examples import example_groups
 from cnnlab.report import write_run_report
-from cnnlab.report.run_folder import RunFolderError
-from cnnlab.report.site import build_site
-from report_fixtures import fake_images, make_run
+from cnnlab.report.blocks import Section, Table, render_html
+from cnnlab.report.site import INDEX_HEADERS, _index_row, build_site
+from cnnlab.runfolder import RunData, RunFolderError, load_run_data
+from report_fixtures import RealRuns, copy_run, read_summary, real_runs
 
 CHROMIUM = Path("/usr/bin/chromium")
 needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(),
@@ -151,43 +153,51 @@ ALL_IMAGES_DECODED = ("Array.from(document.images).every(function (i) { return i
 COLUMN_TEXT = "Array.from(document.querySelectorAll('#runs tbody tr')).map(function (r) {{ return r.cells[{col}].textContent; }})"
 
 
-SMALL_CLASSES = ["cat", "dog", "frog"]  # few classes keep the figures cheap to render
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory) -> RealRuns:
+    return real_runs(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three runs (two seeds of 004-a, one 1-epoch 004-b without validation) built into a site; returns index.html."""
+def site(real: RealRuns, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three real runs (two seeds of "tiny", one 1-epoch "binary" without validation) built into a site;
+    returns index.html. The runs sit one folder deeper (runs/a/<run>, ...), as nested runs may."""
     root = tmp_path_factory.mktemp("site-test")
-    make_run(root / "runs", name="004-a", seed=1, final={"test_acc": 0.71}, splits=("test",), classes=SMALL_CLASSES)
-    make_run(root / "runs", name="004-a", seed=2, final={"test_acc": 0.65}, splits=("test",), classes=SMALL_CLASSES)
-    make_run(root / "runs", name="004-b", seed=3, final={"test_acc": 0.93}, epochs=1, with_val=False,
-             splits=("train", "test"), classes=SMALL_CLASSES)
+    for sub, run in (("a", real.base), ("b", real.seed2), ("d", real.binary)):
+        copy_run(run, root / "runs" / sub)
     return build_site(root / "runs", root / "site")
 
 
-def test_build_site_writes_index_and_one_page_per_run(site: Path, tmp_path: Path) -> None:
+def _percent(run_dir: Path, key: str = "test_acc") -> str:
+    return f"{100 * read_summary(run_dir)['final'][key]:.2f}%"
+
+
+def test_build_site_writes_index_and_one_page_per_run(real: RealRuns, site: Path, tmp_path: Path) -> None:
     pages = sorted(p.name for p in (site.parent / "runs").iterdir())
-    assert len(pages) == 3
+    assert len(pages) == 3 and pages[0] == f"a_{real.base.name}.html"
     text = site.read_text(encoding="utf-8")
     assert all(f'href="runs/{page}"' in text for page in pages)
-    assert "68.00 ± 4.24%" in text  # 004-a over two seeds: mean 0.68, sample std 0.0424
+    accs = [read_summary(r)["final"]["test_acc"] for r in (real.base, real.seed2)]
+    assert f"{100 * np.mean(accs):.2f} ± {100 * np.std(accs, ddof=1):.2f}%" in text  # tiny over two seeds
     with pytest.raises(RunFolderError, match="no run folders"):
         build_site(site.parent, tmp_path / "other")
 
 
 @needs_chromium
-def test_index_loads_without_errors_and_sorts_on_header_click(site: Path, browser: Browser) -> None:
+def test_index_loads_without_errors_and_sorts_on_header_click(real: RealRuns, site: Path, browser: Browser) -> None:
     browser.open(site)
     assert browser.console_errors() == []
     test_acc_column = 8
     headers = browser.evaluate("Array.from(document.querySelectorAll('#runs th')).map(function (h) { return h.textContent; })")
     assert headers[test_acc_column] == "test acc"
+    values = sorted(read_summary(r)["final"]["test_acc"] for r in (real.base, real.seed2, real.binary))
+    ascending = [f"{100 * v:.2f}%" for v in values]
     browser.evaluate(f"document.querySelectorAll('#runs th')[{test_acc_column}].click()")
-    assert browser.evaluate(COLUMN_TEXT.format(col=test_acc_column)) == ["65.00%", "71.00%", "93.00%"]
+    assert browser.evaluate(COLUMN_TEXT.format(col=test_acc_column)) == ascending
     browser.evaluate(f"document.querySelectorAll('#runs th')[{test_acc_column}].click()")
-    assert browser.evaluate(COLUMN_TEXT.format(col=test_acc_column)) == ["93.00%", "71.00%", "65.00%"]
+    assert browser.evaluate(COLUMN_TEXT.format(col=test_acc_column)) == ascending[::-1]
     browser.evaluate("document.querySelectorAll('#runs th')[1].click()")  # text column
-    assert browser.evaluate(COLUMN_TEXT.format(col=1)) == ["004-a", "004-a", "004-b"]
+    assert browser.evaluate(COLUMN_TEXT.format(col=1)) == ["binary", "tiny", "tiny"]
     assert browser.console_errors() == []
 
     for page in sorted((site.parent / "runs").iterdir()):
@@ -196,16 +206,62 @@ def test_index_loads_without_errors_and_sorts_on_header_click(site: Path, browse
         assert browser.console_errors() == [], page.name
 
 
+# Values whose text order differs from their numeric order; None = missing (shown "—").
+WALL_SECONDS = [100.0, 9.5, None, 10.2]      # text order of "1m 40s", "9.5 s", "10.2 s" is not numeric order
+PARAMS = [1234, 987, 50000, None]            # "1,234" < "50,000" < "987" as text
+TEXT_ONLY = [["9.5", "1,234"], ["100.0", "987"], ["-", "—"], ["10.2", "12"]]  # no data-value: parsed from text
+
+
+def _sort_page(path: Path) -> Path:
+    """The runs index table (real index formatting and data-values) of four runs, plus a text-only table."""
+    rows, values = [], []
+    for i, (wall, params) in enumerate(zip(WALL_SECONDS, PARAMS)):
+        summary = {"name": "x", "status": "completed", "seed": i, "wall_seconds": wall,
+                   "params": {"total": params} if params is not None else {}, "final": {"test_acc": 0.5}}
+        shown, raw = _index_row(RunData(run_dir=Path(f"run{i}"), summary=summary))
+        rows.append(shown)
+        values.append(raw)
+    tables = [Table(headers=INDEX_HEADERS, rows=rows, sort_values=values, sortable=True, table_id="runs"),
+              Table(headers=["a", "b"], rows=TEXT_ONLY, sortable=True, table_id="text")]
+    path.write_text(render_html("sorting", [Section("s", tables)]), encoding="utf-8")
+    return path
+
+
+def _click_and_read(browser: "Browser", table: str, column: int) -> list[str]:
+    browser.evaluate(f"document.querySelectorAll('#{table} th')[{column}].click()")
+    return browser.evaluate(f"Array.from(document.querySelectorAll('#{table} tbody tr')).map(function (r) "
+                            f"{{ return r.cells[{column}].textContent; }})")
+
+
 @needs_chromium
-def test_one_epoch_run_report_with_images_renders(tmp_path: Path, browser: Browser) -> None:
-    run_dir = make_run(tmp_path, epochs=1, splits=("train", "val", "test"), classes=SMALL_CLASSES)
-    html_path, _ = write_run_report(run_dir, images={"test": fake_images(60)})
-    browser.open(html_path)
-    assert browser.evaluate(ALL_IMAGES_DECODED) == 2 + 6 + 4
-    assert browser.evaluate("document.querySelectorAll('h2').length") >= 10
+def test_sorting_is_numeric_not_textual_and_missing_values_go_last(tmp_path: Path, browser: Browser) -> None:
+    browser.open(_sort_page(tmp_path / "sort.html"))
+    assert browser.console_errors() == []
+    wall, params = INDEX_HEADERS.index("wall time"), INDEX_HEADERS.index("params")
+    assert _click_and_read(browser, "runs", wall) == ["9.5 s", "10.2 s", "1m 40s", "—"]
+    assert _click_and_read(browser, "runs", wall) == ["1m 40s", "10.2 s", "9.5 s", "—"]  # descending, "—" still last
+    assert _click_and_read(browser, "runs", params) == ["987", "1,234", "50,000", "—"]
+    assert _click_and_read(browser, "runs", params) == ["50,000", "1,234", "987", "—"]
+    assert _click_and_read(browser, "text", 0) == ["9.5", "10.2", "100.0", "-"]
+    assert _click_and_read(browser, "text", 0) == ["100.0", "10.2", "9.5", "-"]
+    assert _click_and_read(browser, "text", 1) == ["12", "987", "1,234", "—"]
+    assert _click_and_read(browser, "text", 1) == ["1,234", "987", "12", "—"]
     assert browser.console_errors() == []
 
 
+def _grids(run_dir: Path) -> int:
+    test = load_run_data(run_dir).predictions["test"]
+    return sum(1 for rows in example_groups(test.probs, test.labels, None, test.indices, 9).values() if rows)
+
+
+@needs_chromium
+def test_one_epoch_run_report_with_images_renders(real: RealRuns, tmp_path: Path, browser: Browser) -> None:
+    run_dir = copy_run(real.smoke, tmp_path)  # same data and seed as base: the same test images, in order
+    html_path, _ = write_run_report(run_dir, images={"test": real.test_images})
+    browser.open(html_path)
+    assert browser.evaluate(ALL_IMAGES_DECODED) == 2 + 6 + _grids(run_dir)
+    assert browser.evaluate("document.querySelectorAll('h2').length") >= 10
+    assert browser.console_errors() == []
 @needs_chromium
 def test_the_browser_check_catches_a_script_error(tmp_path: Path, browser: Browser) -> None:
     # guards the guard: a broken page must fail the checks above

@@ -1,6 +1,7 @@
-"""Config dataclasses of the data layer (validated by the lead's YAML loader, then here)."""
+"""Config dataclasses of the data layer (checked by cnnlab.config's typed loader, then here)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional, Union
 
@@ -14,6 +15,32 @@ CROP_PAD_MODES = ("reflect", "zero")
 def _check_choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{key}: {value!r} is not allowed; use one of {', '.join(allowed)}")
+
+
+def count_or_fraction_error(key: str, value: object, zero_ok: bool) -> Optional[str]:
+    """The one rule of a count-or-fraction setting (data.val_size, data.train_subset,
+    data.test_subset): an int is a count of images, a float a fraction in (0, 1). So 1.0 is not
+    "all" and 5000.0 is not a count. Returns the error message, or None when `value` is fine."""
+    usage = ("use 0 (none), a count of images (5000) or a fraction in (0, 1) (0.1)" if zero_ok else
+             "use a count of images >= 1 (5000), a fraction in (0, 1) (0.1), or null for all")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{key}: {value!r} is not allowed; {usage}"
+    if isinstance(value, int):
+        return None if value >= (0 if zero_ok else 1) else f"{key}: {value!r} is not allowed; {usage}"
+    if zero_ok and value == 0:
+        return None
+    if not math.isfinite(value) or value <= 0:
+        return f"{key}: {value!r} is not allowed; {usage}"
+    if value >= 1:
+        return (f"{key}: {value!r} is not allowed: a fraction must be below 1; write an integer count such as 5000"
+                + ("" if zero_ok else ", or null for all images"))
+    return None
+
+
+def _check_count_or_fraction(key: str, value: object, zero_ok: bool) -> None:
+    error = count_or_fraction_error(key, value, zero_ok)
+    if error:
+        raise ValueError(error)
 
 
 def _check_min(key: str, value: float, low: float, what: str) -> None:
@@ -67,10 +94,12 @@ class DataConfig:
     root: Optional[str] = None
     label_mode: str = "fine"  # cifar100: "fine" (100 classes) | "coarse" (20)
     image_size: int = 32  # folder: images resized to image_size x image_size (RGB)
-    # carved from train, stratified & seeded: a count (5000) or a fraction (0.1); 0 = no validation split
+    # Counts or fractions: an int is a number of images (5000), a float a fraction in (0, 1) (0.1);
+    # 1.0 or 5000.0 is an error, not "all" or a count (one rule: count_or_fraction_error).
+    # carved from train, stratified & seeded; 0 = no validation split
     val_size: Union[int, float] = 0
-    train_subset: Optional[int] = None  # stratified, seeded subset of train (after the val carve)
-    test_subset: Optional[int] = None  # stratified, seeded subset of test
+    train_subset: Optional[Union[int, float]] = None  # stratified, seeded subset of train (after the val carve)
+    test_subset: Optional[Union[int, float]] = None  # stratified, seeded subset of test; null = all
     # folder: per-class train/val/test, counts ([1200, 400, 400]) or fractions ([0.6, 0.2, 0.2])
     folder_split: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
     bad_images: str = "stop"  # folder: "stop" (raise, listing paths) | "skip" (warn with paths, go on)
@@ -84,25 +113,15 @@ class DataConfig:
         _check_choice("data.normalize", self.normalize, NORMALIZE_KINDS)
         if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not 4 <= self.image_size <= 1024:
             raise ValueError(f"data.image_size: {self.image_size!r} is not allowed; use whole pixels in [4, 1024]")
-        self._check_val_size()
+        _check_count_or_fraction("data.val_size", self.val_size, zero_ok=True)
         for key in ("train_subset", "test_subset"):
-            value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"data.{key}: {value!r} is not allowed; use a whole number of images >= 1, or null for all")
+            if getattr(self, key) is not None:
+                _check_count_or_fraction(f"data.{key}", getattr(self, key), zero_ok=False)
         self._check_folder_split()
         if self.name == "folder" and self.val_size != 0:
             raise ValueError(
                 f"data.val_size: {self.val_size!r} is not allowed with name: folder; "
                 "set the validation part in data.folder_split instead (e.g. [0.6, 0.2, 0.2])")
-
-    def _check_val_size(self) -> None:
-        v = self.val_size
-        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and v >= 0
-        if ok and isinstance(v, float) and not v.is_integer():
-            ok = v < 1  # a fraction of the train split
-        if not ok:
-            raise ValueError(
-                f"data.val_size: {v!r} is not allowed; use 0 (none), a count of images (5000) or a fraction in (0, 1) (0.1)")
 
     def _check_folder_split(self) -> None:
         parts = self.folder_split

@@ -50,11 +50,11 @@ def write_sample_grid(ds: ArrayDataset, out_png: Path, samples_per_class: int, m
     return shown
 
 
-def dataset_info(name: str, data_dir: Optional[str], out_png: Path, cfg: Optional[DataConfig] = None,
+def dataset_info(name: str, data_dir: Optional[str], out_png: Optional[Path] = None, cfg: Optional[DataConfig] = None,
                  samples_per_class: int = 8, max_classes: int = 20, seed: int = 0) -> str:
     """Inspect dataset `name` (cifar10 | cifar100 | folder, or an image folder's path): sizes per split, values per image and
-    channel layout, class counts, pixel range, train per-channel mean/std; writes a PNG grid of
-    `samples_per_class` train images per class to `out_png`; returns the printable text."""
+    channel layout, class counts, pixel range, train per-channel mean/std; with `out_png`, writes a PNG grid of
+    `samples_per_class` train images per class there; returns the printable text."""
     if name not in DATASET_NAMES and Path(name).is_dir():  # `cnnlab data info path/to/images`
         name, data_dir = "folder", name
     if name not in DATASET_NAMES:
@@ -80,6 +80,9 @@ def dataset_info(name: str, data_dir: Optional[str], out_png: Path, cfg: Optiona
     lines.append("train per-channel std  (0..1): " + " ".join(f"{k} {v:.4f}" for k, v in zip(names, (std / 255).tolist())))
     lines.append("class counts:")
     lines.extend(_class_table(items, splits.classes))
+    if out_png is None:
+        lines.append("sample grid: not written (add --out samples.png)")
+        return "\n".join(lines)
     shown = write_sample_grid(train, out_png, samples_per_class, max_classes)
     more = f" (first {shown} of {len(splits.classes)} classes)" if shown < len(splits.classes) else ""
     lines.append(f"sample grid: {out_png} ({samples_per_class} train images per class{more})")

@@ -6,6 +6,7 @@ from typing import Union
 
 import torch
 
+from .config import count_or_fraction_error
 from .errors import DataError
 
 
@@ -33,15 +34,19 @@ def largest_remainder(total: int, sizes: list[int]) -> list[int]:
     return counts
 
 
-def resolve_count(size: Union[int, float], n: int, key: str) -> int:
-    """A count (int, or an integer-valued float) or a fraction in (0, 1) of n, as a count.
+def resolve_count(size: Union[int, float], n: int, key: str, zero_ok: bool = True) -> int:
+    """A count (int) or a fraction in (0, 1) (float) of n, as a count; the rule is DataConfig's
+    (count_or_fraction_error): 1.0 or 5000.0 is a DataError, never "all" or a count.
     A positive fraction that rounds to no image at all is an error naming `key`."""
-    if isinstance(size, float) and not size.is_integer():
+    error = count_or_fraction_error(key, size, zero_ok)
+    if error:
+        raise DataError(error)
+    if isinstance(size, float):
         count = int(round(size * n))
         if size > 0 and count == 0:
             raise DataError(f"{key}: {size!r} of {n} images is less than one image; use a larger fraction or a count")
         return count
-    return int(size)
+    return size
 
 
 def stratified_split(labels: torch.Tensor, take: int, num_classes: int, seed: int, purpose: str,

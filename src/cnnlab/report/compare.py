@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -102,10 +101,12 @@ def _label_value(encoded: str | None) -> str:
     value = json.loads(encoded)
     if isinstance(value, str):
         text = value
+    elif isinstance(value, (list, dict)):
+        text = json.dumps(value, separators=(",", ":"), sort_keys=True)
     elif value is None or isinstance(value, bool):
         text = json.dumps(value)  # null, true, false as in config.yaml
     else:
-        text = json.dumps(value, separators=(",", ":"), sort_keys=True) if isinstance(value, (list, dict)) else str(value)
+        text = str(value)
     return text if len(text) <= LABEL_VALUE_CHARS else text[:LABEL_VALUE_CHARS - 1] + "…"
 
 
@@ -145,8 +146,8 @@ def comparison_rows(runs: Iterable[Path | RunData]) -> list[ComparisonRow]:
         by_name.setdefault(run.name, {}).setdefault(key, []).append(run)
     rows = []
     for name, groups in by_name.items():
-        counts = Counter({key: len(members) for key, members in groups.items()})
-        main = max(groups, key=lambda k: counts[k])  # most runs; ties: first seen
+        # the main config of a name: the one most of its runs share (ties: first seen), never an unknown one
+        main = max(groups, key=lambda k: (bool(configs[k]), len(groups[k])))
         for key in [main] + [k for k in groups if k != main]:
             members = groups[key]
             # Only finished runs enter a mean: a run still training (or stopped) has no final numbers yet.
@@ -221,8 +222,9 @@ def compare_runs(run_dirs: Iterable[Path], fmt: str = "md") -> str:
 
     Columns: experiment, n (runs), train loss, train acc, val loss, val acc, test acc, params,
     epochs, wall time. Runs sharing a config up to the seed (see ``comparison_rows``) are one
-    row with mean ± sample std (ddof=1); a same-name run with another config is another row. ``fmt``: "md" (Markdown table), "csv" (raw means and stds),
-    "html" (a self-contained page with a sortable table).
+    row with mean ± sample std (ddof=1); a same-name run with another config is another row.
+    ``fmt``: "md" (Markdown table), "csv" (raw means and stds), "html" (a self-contained page
+    with a sortable table).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -74,7 +74,8 @@ def build_site(runs_root: Path, out_dir: Path) -> Path:
         Paragraph("Click a column header to sort; click again to reverse."),
         Table(headers=INDEX_HEADERS, rows=rows, sort_values=values, sortable=True, table_id="runs", links=links)])]
     if readable:
-        sections.append(Section("Experiments (mean ± sample std over seeds)", [comparison_table(comparison_rows(readable))]))
+        sections.append(Section("Experiments (mean ± sample std over seeds)",
+                                [comparison_table(comparison_rows(readable))]))
     if problems:
         sections.append(Section("Runs that could not be read", [Paragraph(p) for p in problems]))
     return write_text_atomically(out_dir / "index.html", render_html(f"cnnlab runs in {runs_root}", sections))

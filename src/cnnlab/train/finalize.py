@@ -16,7 +16,7 @@ from cnnlab.train.predict import evaluate, flip_tta_probabilities
 MAX_SAVED_PROBS = 5_000_000
 
 
-def summary_of_run(cfg, state, params: dict, classes, device, splits) -> dict:
+def run_summary(cfg, state, params: dict, classes, device, splits) -> dict:
     """summary.json: what ran, how far it got, on what, with which versions."""
     last = state.history[-1] if state.history else {}
     commands = state.commands or [runtime.command_line()]

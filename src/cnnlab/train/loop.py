@@ -34,7 +34,7 @@ from cnnlab.train.checkpoint import load_checkpoint, restore_rng_state, rng_stat
 from cnnlab.train.ema import ModelEMA
 from cnnlab.train.epoch import Engine, steps_per_epoch, train_epoch
 from cnnlab.train.experiment import ExperimentConfig, experiment_to_yaml
-from cnnlab.train.finalize import final_evaluation, summary_of_run
+from cnnlab.train.finalize import final_evaluation, run_summary
 from cnnlab.train.loggers import loggers_from_settings
 from cnnlab.train.optim import build_optimizer
 from cnnlab.train.predict import evaluate
@@ -142,7 +142,7 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     if ckpt:  # the checkpoint's weights replace any starting point; its source may be gone by now
         model_cfg = copy.copy(cfg.model)
         model_cfg.pretrained = None
-    model = build_model(model_cfg, num_classes=len(splits.classes), in_chans=train_x.shape[1]).to(device)
+    model = build_model(model_cfg, num_classes=len(splits.classes), in_chans=train_x.shape[1], log=log).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     check_l2_selectors(model, cfg.regularization.l2_layers)
@@ -237,7 +237,7 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
         state.status = "completed"
     state.wall_seconds = wall()
 
-    summary = summary_of_run(cfg, state, params, splits.classes, device, splits)
+    summary = run_summary(cfg, state, params, splits.classes, device, splits)
     if state.status in ("interrupted", "diverged"):
         summary["message"] = _stop_message(state, run_dir, data_dir)
         write_json(run_dir / "summary.json", summary)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 from torch import nn
 
-from cnnlab.experiment import ModelConfig
+from cnnlab.train.experiment import ModelConfig
 from cnnlab.models import LoadReport, create_model, init_weights, load_imagenet, load_pretrained
 from cnnlab.train.checkpoint import CheckpointError
 
 
-def build_model(cfg: ModelConfig, num_classes: int, in_chans: int = 3) -> nn.Module:
+def build_model(cfg: ModelConfig, num_classes: int, in_chans: int = 3, log=None) -> nn.Module:
+    """The experiment's model; `log` gets the one-line report of pretrained weights (what loaded, what is new)."""
     kwargs = dict(cfg.kwargs)
     model_classes = kwargs.pop("num_classes", num_classes)
     if model_classes == 1 and num_classes != 2:
@@ -24,7 +25,9 @@ def build_model(cfg: ModelConfig, num_classes: int, in_chans: int = 3) -> nn.Mod
     if cfg.init != "default":
         init_weights(model, cfg.init, cfg.init_std)
     if cfg.pretrained:
-        load_pretrained_weights(model, cfg.pretrained, cfg.name)
+        report = load_pretrained_weights(model, cfg.pretrained, cfg.name)
+        if log is not None:
+            log(report.summary())
     return model
 
 
