@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import cnnlab
     import torch
-    from cnnlab.experiment import load_experiment
+    from cnnlab.train.experiment import load_experiment
     from cnnlab.train import train
     from cnnlab.data.errors import DataError
     from cnnlab.train.callbacks import Callback

@@ -162,7 +162,7 @@ def test_plain_torch_model_matches_the_keras_parameter_count() -> None:
 
 
 def test_cnnlab_script_rejects_augmented_recipes() -> None:
-    from cnnlab.experiment import load_experiment
+    from cnnlab.train.experiment import load_experiment
 
     from cnnlab_004a import RecipeMismatch, benchmark_overrides, check_recipe
 

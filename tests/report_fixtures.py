@@ -46,7 +46,7 @@ def make_tiny_images(root: Path, classes: list[str] = CLASS_NAMES, per_class: in
 def tiny_experiment(data_root: Path, *overrides: str, model_kwargs: str = ""):
     """The tiny experiment (folder data, sequential model, one CPU thread), plus ``overrides``;
     ``model_kwargs`` adds model keyword arguments ("num_classes: 1" for a sigmoid head)."""
-    from cnnlab.experiment import load_experiment
+    from cnnlab.train.experiment import load_experiment
 
     extra = f"{model_kwargs}, " if model_kwargs else ""
     base = [f"name={EXPERIMENT}", "data.name=folder", f"data.root={data_root}", f"data.image_size={IMAGE_SIZE}",

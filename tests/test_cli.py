@@ -124,3 +124,17 @@ def test_a_broken_config_yaml_is_named_in_one_line(tmp_path, command):
     proc = run_cli(*args)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "config.yaml" in proc.stderr and "not valid YAML" in proc.stderr and str(tmp_path) in proc.stderr
+
+
+def test_eval_needs_only_the_final_weights_and_the_saved_statistics(finished_run, tiny_cifar, tmp_path):
+    import shutil
+
+    runs, run_dir = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    shutil.rmtree(copy / "checkpoints")   # a run shared without its (large) resume state
+    summary = json.load(open(copy / "summary.json"))
+    proc = run_cli("eval", str(copy), "--split", "test", "--data-dir", str(tiny_cifar))
+    assert proc.returncode == 0, proc.stderr
+    acc = float(re.search(r"accuracy ([\d.]+)%", proc.stdout).group(1))
+    assert acc == pytest.approx(100 * summary["final"]["test_acc"], abs=0.01)

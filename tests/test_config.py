@@ -3,7 +3,7 @@ import pytest
 import yaml
 
 from cnnlab.config import ConfigError
-from cnnlab.experiment import experiment_from_dict, experiment_to_yaml, load_experiment
+from cnnlab.train.experiment import experiment_from_dict, experiment_to_yaml, load_experiment
 
 
 def write(tmp_path, text: str):

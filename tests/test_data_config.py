@@ -104,7 +104,7 @@ def test_good_counts_and_fractions(kwargs):
 
 def test_config_loader_keeps_the_rule(tmp_path):
     from cnnlab.config import ConfigError
-    from cnnlab.experiment import load_experiment
+    from cnnlab.train.experiment import load_experiment
 
     with pytest.raises(ConfigError, match=r"^data\.val_size: 1\.0 is not allowed: a fraction must be below 1"):
         load_experiment(None, ["data.val_size=1.0"])

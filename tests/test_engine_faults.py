@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from cnnlab.atomic import DiskFullError, write_atomically
-from cnnlab.experiment import load_experiment
+from cnnlab.train.experiment import load_experiment
 from cnnlab.models import register_model
 from cnnlab.models.base import ClassifierModel
 from cnnlab.train.checkpoint import CheckpointError, load_checkpoint, restore_generator, save_weights
@@ -40,11 +40,18 @@ class _InfGradNet(ClassifierModel):
         return self.fc(features) + 0.0 * torch.sqrt(self.z)
 
 
-register_model("test_inf_grad_net", input_size=32)(_InfGradNet)
+@pytest.fixture
+def inf_grad_model():
+    """Registered for one test only: the model list other tests walk stays the library's own."""
+    from cnnlab.models import registry
+
+    register_model("test_inf_grad_net", input_size=32)(_InfGradNet)
+    yield "test_inf_grad_net"
+    registry._REGISTRY.pop("test_inf_grad_net")
 
 
-def test_non_finite_gradients_from_a_finite_loss_stop_before_the_step(tiny_cifar, tmp_path):
-    cfg = tiny_cfg("model.name=test_inf_grad_net", "model.kwargs={}", epochs=1)
+def test_non_finite_gradients_from_a_finite_loss_stop_before_the_step(tiny_cifar, tmp_path, inf_grad_model):
+    cfg = tiny_cfg(f"model.name={inf_grad_model}", "model.kwargs={}", epochs=1)
     with pytest.raises(TrainingDiverged, match="NaN or infinite in epoch 1, step 1") as err:
         train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
     assert "no checkpoint had been written yet" in str(err.value)   # and no claim of a file that is not there

@@ -114,7 +114,7 @@ class SignalAt:
 
 @pytest.mark.parametrize("step", [3, 44])   # mid-epoch, and the epoch's last step (45 steps)
 def test_interrupt_at_an_exact_step_resumes_bitwise(tiny_cifar, tmp_path, reference, step):
-    from cnnlab.experiment import load_experiment
+    from cnnlab.train.experiment import load_experiment
     from cnnlab.train.loop import train
 
     cfg = load_experiment(REPO / "recipes" / "004-a.yaml", OVERRIDES)

@@ -8,7 +8,7 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
-from cnnlab.experiment import experiment_from_dict, load_experiment
+from cnnlab.train.experiment import experiment_from_dict, load_experiment
 from cnnlab.train.loop import TrainingDiverged, train
 from engine_helpers import REPO, tiny_overrides
 

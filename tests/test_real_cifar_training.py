@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from cnnlab.experiment import load_experiment
+from cnnlab.train.experiment import load_experiment
 from cnnlab.train.loop import train
 from engine_helpers import REPO, run_cli
 

@@ -60,3 +60,16 @@ def test_plot_learning_rate_writes_png(tmp_path: Path) -> None:
     out = plot_learning_rate(_metrics(6, with_val=False), tmp_path / "lr.png")
     with Image.open(out) as image:
         assert image.size[0] > 300
+
+
+def test_the_loss_panel_shows_the_total_loss_only_when_there_is_a_penalty():
+    from cnnlab.report.curves import curves_figure
+
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.5, "val_loss": 1.2 / e, "val_acc": 0.4,
+             "train_loss_total": 1.0 / e, "val_loss_total": 1.2 / e} for e in (1, 2, 3)]
+    labels = lambda fig: [line.get_label() for line in fig.axes[0].get_lines()]  # noqa: E731
+    assert labels(curves_figure(rows)) == ["train", "validation"]
+    for r in rows:
+        r["train_loss_total"] += 0.3
+        r["val_loss_total"] += 0.3
+    assert labels(curves_figure(rows)) == ["train", "train + L2 penalty", "validation", "validation + L2 penalty"]

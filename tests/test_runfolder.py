@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cnnlab import runfolder, runs
-from cnnlab.experiment import experiment_from_dict
+from cnnlab.train.experiment import experiment_from_dict
 from cnnlab.runfolder import (RunFolderError, find_runs, load_run_data, read_config_dict, read_metrics,
                               read_summary)
 from report_fixtures import CLASS_NAMES, RealRuns, copy_run, real_runs, tiny_experiment

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.experiment import load_experiment
+from cnnlab.train.experiment import load_experiment
 from cnnlab.train.options import ScheduleConfig
 from cnnlab.train.schedules import lr_at, lr_curve
 

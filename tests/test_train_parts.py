@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from cnnlab.config import ConfigError
-from cnnlab.experiment import load_experiment
+from cnnlab.train.experiment import load_experiment
 from cnnlab.train.ema import ModelEMA
 from cnnlab.train.losses import classification_loss, correct_count
 from cnnlab.train.optim import build_optimizer

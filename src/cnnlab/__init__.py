@@ -1,8 +1,8 @@
 """cnnlab: image-classification experiments with convolutional networks, end to end.
 
-    from cnnlab import load_experiment
-    from cnnlab.train import train      # `cnnlab.train` is the subpackage, so the function lives in it
-    result = train(load_experiment("recipes/004-a.yaml", ["epochs=3"]))
+    from cnnlab import load_experiment, run_experiment
+    result = run_experiment(load_experiment("recipes/004-a.yaml", ["epochs=3"]))   # train + report
+    # the loop alone (no figures, no report): from cnnlab.train import train
 """
 
 __version__ = "0.1.0"
@@ -11,9 +11,13 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # Lazy so `import cnnlab` is instant and `cnnlab --help` does not import torch.
     if name in ("load_experiment", "ExperimentConfig"):
-        from cnnlab import experiment
+        from cnnlab.train import experiment
 
         return getattr(experiment, name)
+    if name == "run_experiment":
+        from cnnlab.pipeline import run_experiment
+
+        return run_experiment
     if name in ("RunResult", "TrainingDiverged"):
         from cnnlab.train import loop
 
@@ -29,5 +33,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
 
 
-__all__ = ["load_experiment", "ExperimentConfig", "RunResult", "TrainingDiverged", "create_model",
+__all__ = ["load_experiment", "run_experiment", "ExperimentConfig", "RunResult", "TrainingDiverged", "create_model",
            "list_models", "count_params", "summary", "__version__"]

@@ -94,7 +94,8 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from cnnlab.report import build_site, write_run_report
-    from cnnlab.runs import find_runs, load_run
+    from cnnlab.runfolder import find_runs
+    from cnnlab.runs import load_run
 
     target = Path(args.target)
     if (target / "config.yaml").is_file() and not args.out:
@@ -119,7 +120,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from cnnlab.report.compare import compare_runs, plot_overlaid_curves
-    from cnnlab.runs import find_runs
+    from cnnlab.runfolder import find_runs
 
     runs = [r for target in args.runs for r in find_runs(target)]
     if not runs:

@@ -12,7 +12,7 @@ from typing import Optional
 
 import torch
 
-from cnnlab.experiment import ExperimentConfig, experiment_from_dict
+from cnnlab.train.experiment import ExperimentConfig, experiment_from_dict
 from cnnlab.runfolder import RunFolderError, find_runs, read_config_dict, read_summary
 
 __all__ = ["LoadedRun", "RunFolderError", "evaluate_run", "find_runs", "load_run", "read_config", "runs_table"]
@@ -36,7 +36,7 @@ def load_run(run_dir: str | Path, data_dir: Optional[str] = None, weights: str =
              device: str = "cpu") -> LoadedRun:
     """Rebuild a run's data splits, normalizer and model with its saved weights."""
     from cnnlab.data import Normalizer, load_splits
-    from cnnlab.train.checkpoint import load_checkpoint, load_weights
+    from cnnlab.train.checkpoint import load_weights
     from cnnlab.train.setup import build_model
 
     run_dir = Path(run_dir)
@@ -46,15 +46,32 @@ def load_run(run_dir: str | Path, data_dir: Optional[str] = None, weights: str =
         raise RunFolderError(f"{weights_path} is missing: the run did not finish. "
                              f"Continue it with: cnnlab train --resume {run_dir}")
     splits = load_splits(cfg.data, seed=cfg.seed, data_dir=data_dir)
-    ckpt_path = run_dir / "checkpoints" / "last.pt"
-    normalizer = (Normalizer.from_state_dict(load_checkpoint(ckpt_path)["normalizer"]) if ckpt_path.is_file()
-                  else Normalizer.fit(cfg.data.normalize, splits.train.images))
+    normalizer = _saved_normalizer(run_dir) or Normalizer.fit(cfg.data.normalize, splits.train.images)
     model_cfg = cfg.model
     model_cfg.pretrained = None  # the run's own weights replace any starting point
     model = build_model(model_cfg, num_classes=len(splits.classes), in_chans=splits.train.images.shape[1])
     model.load_state_dict(load_weights(weights_path))
     model.to(torch.device(device)).eval()
     return LoadedRun(run_dir, cfg, model, normalizer, splits)
+
+
+def _saved_normalizer(run_dir: Path):
+    """The input statistics the run trained with: normalization.json (any run since it was added),
+    else the checkpoint of an older run; None when neither is there (refit on the same train split)."""
+    import json
+
+    from cnnlab.data import Normalizer
+    from cnnlab.train.checkpoint import load_checkpoint
+
+    path = run_dir / "normalization.json"
+    if path.is_file():
+        try:
+            return Normalizer.from_state_dict(json.loads(path.read_text(encoding="utf-8")))
+        except ValueError as err:
+            raise RunFolderError(f"{path} is not valid ({err}); delete it to refit the statistics on the "
+                                 f"run's train split") from None
+    ckpt_path = run_dir / "checkpoints" / "last.pt"
+    return Normalizer.from_state_dict(load_checkpoint(ckpt_path)["normalizer"]) if ckpt_path.is_file() else None
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: Optional[str] = None) -> dict:

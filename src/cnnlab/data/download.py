@@ -26,6 +26,9 @@ TIMEOUT_S = 30.0  # socket timeout of each connect/read
 def download_url(url: str, dest: Path, md5: Optional[str], progress: bool = True) -> Path:
     """Stream `url` into `dest` (via `dest` + ".part"), check its MD5, then os.replace into place.
 
+    The ".part" name is fixed, so a download killed with SIGKILL leaves at most one stale file,
+    which the next attempt overwrites; the finished file is flushed to disk before the rename.
+
     Network errors propagate as urllib.error.URLError / OSError (callers word the advice); an
     MD5 mismatch deletes the partial file and raises DataError with expected vs got.
     """
@@ -41,6 +44,8 @@ def download_url(url: str, dest: Path, md5: Optional[str], progress: bool = True
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())   # the rename below must never publish a file still in the page cache
     except BaseException:
         part.unlink(missing_ok=True)
         raise

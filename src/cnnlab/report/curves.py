@@ -49,10 +49,18 @@ def _check_metrics(metrics: Sequence[dict[str, Any]]) -> None:
             )
 
 
+def _has_penalty(metrics: Sequence[dict[str, Any]], split: str) -> bool:
+    """True when the rows carry a total loss that differs from the data loss (an L2 penalty)."""
+    return any(row.get(f"{split}_loss_total") is not None and row.get(f"{split}_loss") is not None
+               and abs(row[f"{split}_loss_total"] - row[f"{split}_loss"]) > 1e-12 for row in metrics)
+
+
 def curves_figure(metrics: list[dict], title: str = "") -> Figure:
     """Two-panel figure (loss, accuracy in percent) per epoch, train vs validation.
 
-    Validation lines are omitted where ``val_*`` is null.
+    Validation lines are omitted where ``val_*`` is null. When the run has an L2 penalty, the loss
+    panel also shows the total loss (data loss + penalty, dashed): that is what Keras reports as
+    loss and val_loss, so these are the curves to compare with a Keras run.
     """
     _check_metrics(metrics)
     fig = new_figure(10, 4)
@@ -61,7 +69,10 @@ def curves_figure(metrics: list[dict], title: str = "") -> Figure:
         for split, label, style in (("train", "train", "-o"), ("val", "validation", "-s")):
             epochs, values = _series(metrics, f"{split}_{key}")
             if epochs:
-                ax.plot(epochs, [v * scale for v in values], style, markersize=3, label=label)
+                line, = ax.plot(epochs, [v * scale for v in values], style, markersize=3, label=label)
+                if key == "loss" and _has_penalty(metrics, split):
+                    t_epochs, totals = _series(metrics, f"{split}_loss_total")
+                    ax.plot(t_epochs, totals, "--", color=line.get_color(), label=f"{label} + L2 penalty")
         epoch_axis(ax, max(int(row["epoch"]) for row in metrics))
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
