@@ -15,11 +15,14 @@ LAYERS = {
     "cnnlab.data": 1,
     "cnnlab.models": 2,
     "cnnlab.train": 3,
-    "cnnlab.evaluate": 4, "cnnlab.features": 4,
-    "cnnlab.report": 5,
-    "cnnlab.runs": 6, "cnnlab.pipeline": 6,
-    "cnnlab.cli": 7,
-    "cnnlab": 8,
+    "cnnlab.transfer": 4, "cnnlab.siamese": 4,      # training variants built on the loop
+    "cnnlab.evaluate": 5, "cnnlab.features": 5,
+    "cnnlab.report": 6,
+    "cnnlab.explain": 7, "cnnlab.runs": 7, "cnnlab.export": 7,
+    "cnnlab.pipeline": 8,
+    "cnnlab.search": 9,                               # sweeps and searches run whole experiments
+    "cnnlab.cli": 10,
+    "cnnlab": 11,
 }
 
 
