@@ -200,9 +200,17 @@ def to_dict(obj: Any) -> dict:
     for f in dataclasses.fields(obj):
         if f.name.startswith("_"):
             continue
-        value = getattr(obj, f.name)
-        out[f.name] = to_dict(value) if dataclasses.is_dataclass(value) else value
+        out[f.name] = _plain(getattr(obj, f.name))
     return out
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses (also inside lists, e.g. the stages) as dicts, for YAML."""
+    if dataclasses.is_dataclass(value):
+        return to_dict(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

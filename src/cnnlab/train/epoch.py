@@ -19,6 +19,7 @@ from cnnlab.train.losses import classification_loss, correct_count
 from cnnlab.train.optim import set_lr
 from cnnlab.train.regularization import l2_penalty
 from cnnlab.train.schedules import lr_at
+from cnnlab.train.stages import Stage, apply_trainable, set_train_mode, stage_at, stage_optimizer
 from cnnlab.train.state import TrainState
 
 
@@ -41,10 +42,22 @@ class Engine:
     amp_dtype: Optional[torch.dtype]
     channels_last: bool
     steps_per_epoch: int
+    plan: list                       # the stages (train/stages.py); one stage without `stages`
+    stage_index: int = -1            # the stage the optimizer belongs to
 
     def lr(self, global_step: int) -> float:
-        cfg = self.cfg
-        return lr_at(global_step, self.steps_per_epoch, cfg.epochs, cfg.optimizer.lr, cfg.schedule)
+        """The schedule runs over each stage, from the stage's base LR."""
+        stage = stage_at(self.plan, global_step)
+        spe = self.steps_per_epoch
+        stage_epochs = stage.steps // spe if stage.steps % spe == 0 else stage.steps / spe
+        return lr_at(global_step - stage.start_step, spe, stage_epochs, stage.lr, self.cfg.schedule)
+
+    def enter_stage(self, stage: Stage) -> None:
+        """Freeze and unfreeze by name and build the stage's optimizer (fresh state)."""
+        apply_trainable(self.model, stage.trainable)
+        self.optimizer = stage_optimizer(self.model, self.cfg.optimizer, stage)
+        self.stage_index = stage.index
+        set_train_mode(self.model, self.cfg.model.frozen_bn)
 
 
 def steps_per_epoch(n_train: int, batch_size: int, drop_last: Optional[bool]) -> int:
@@ -80,8 +93,7 @@ def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop:
     ``state`` is updated after every step, so that whatever this returns, it describes exactly
     the weights that are in the model (a diverged step is not taken).
     """
-    cfg, model, optimizer = engine.cfg, engine.model, engine.optimizer
-    params = [p for p in model.parameters() if p.requires_grad]
+    cfg, model = engine.cfg, engine.model
     perm = epoch_permutation(engine, state)
     dev = engine.device
     loss_sum = torch.zeros((), dtype=torch.float64, device=dev) + state.sums["loss_sum"]
@@ -93,9 +105,14 @@ def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop:
         state.sums = {"loss_sum": loss_sum.item(), "total_loss_sum": total_sum.item(), "correct": int(correct.item()),
                       "seen": seen, "seconds": seconds_before + time.perf_counter() - t0}
 
-    model.train()
+    set_train_mode(model, cfg.model.frozen_bn)
     outcome = "done"
     for step in range(state.step_in_epoch, engine.steps_per_epoch):
+        stage = stage_at(engine.plan, state.global_step)
+        if stage.index != engine.stage_index:
+            engine.enter_stage(stage)
+        optimizer = engine.optimizer
+        params = [p for group in optimizer.param_groups for p in group["params"]]
         idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
         x = engine.normalizer(engine.train_x[idx])
         y = engine.train_y[idx]

@@ -4,16 +4,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import yaml
 
 from cnnlab.config import ConfigError, apply_overrides, from_dict, read_yaml, to_dict
 from cnnlab.data.config import AugmentConfig, DataConfig
-from cnnlab.train.options import EarlyStoppingConfig, OptimizerConfig, RegularizationConfig, ScheduleConfig
+from cnnlab.train.options import (EarlyStoppingConfig, OptimizerConfig, RegularizationConfig, ScheduleConfig,
+                                  StageConfig)
 
 PRECISIONS = ("auto", "fp32", "bf16")
 INITS = ("default", "normal", "glorot", "he")
+
+
+@dataclass
+class HeadConfig:
+    """A new classification head on the network's features (004-e: hidden [256], batch norm, dropout .5)."""
+
+    hidden: list[int] = field(default_factory=list)   # widths of hidden dense layers (ReLU)
+    batch_norm: bool = False                          # BatchNorm1d after each hidden layer
+    dropout: float = 0.0                              # before the output layer (and after each hidden one)
+
+    def __post_init__(self) -> None:
+        if any(w < 1 for w in self.hidden) or not 0 <= self.dropout < 1:
+            raise ValueError("model.head: hidden widths must be >= 1 and dropout in [0, 1)")
+
+
+@dataclass
+class SourceRecipe:
+    """model.pretrained: {recipe: recipes/000-c-source.yaml}: the newest finished run of that recipe."""
+
+    recipe: str = ""
 
 
 @dataclass
@@ -22,11 +43,16 @@ class ModelConfig:
     kwargs: dict = field(default_factory=dict)   # passed to create_model (it rejects unknown ones)
     init: str = "default"                        # default | normal | glorot | he
     init_std: float = 0.01                       # std of init "normal"
-    pretrained: Optional[str] = None             # imagenet | a URL | a run folder | a .safetensors/.pt file
+    # imagenet | a URL | a run folder | a .safetensors file | {recipe: recipes/<id>.yaml}
+    pretrained: Optional[Union[str, SourceRecipe]] = None
+    head: Optional[HeadConfig] = None            # replace the network's head by this one, sized from the data
+    frozen_bn: str = "eval"                      # frozen batch norm: eval (fixed statistics, as Keras) | train
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
             raise ValueError(f"model.init={self.init!r} is not allowed; choose one of {', '.join(INITS)}")
+        if self.frozen_bn not in ("eval", "train"):
+            raise ValueError(f"model.frozen_bn={self.frozen_bn!r} is not allowed; choose eval or train")
 
 
 @dataclass
@@ -55,6 +81,9 @@ class ExperimentConfig:
     tta: bool = False                # also score test with flip test-time augmentation (a second report row)
     # Optional loggers for people who use them: {tensorboard: true, mlflow: {experiment: NAME}}
     logging: dict = field(default_factory=dict)
+    # Staged fine-tuning: [{epochs or steps, trainable, lr, body_lr, optimizer}, ...]; when given,
+    # the run lasts as long as its stages (epochs is then set from them).
+    stages: list[StageConfig] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -63,6 +92,8 @@ class ExperimentConfig:
             raise ValueError("batch_size and eval_batch_size must be >= 1")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r} is not allowed; choose one of {', '.join(PRECISIONS)}")
+        if self.stages and all(st.epochs is not None for st in self.stages):
+            self.epochs = sum(st.epochs for st in self.stages)
         if not self.name or "/" in self.name:
             raise ValueError(f"name={self.name!r} must be a non-empty name without '/'")
 

@@ -27,7 +27,6 @@ import torch
 
 from cnnlab.atomic import remove_stale_temp_files, write_text_atomically
 from cnnlab.data import Augmenter, Normalizer, load_splits
-from cnnlab.models import count_params
 from cnnlab.train import runtime
 from cnnlab.train.callbacks import BestWeights, Callback, EarlyStopping, MetricsWriter
 from cnnlab.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint, save_weights
@@ -36,13 +35,14 @@ from cnnlab.train.epoch import Engine, steps_per_epoch, train_epoch
 from cnnlab.train.experiment import ExperimentConfig, experiment_to_yaml
 from cnnlab.train.finalize import final_evaluation, run_summary
 from cnnlab.train.loggers import loggers_from_settings
-from cnnlab.train.optim import build_optimizer
 from cnnlab.train.predict import evaluate
 from cnnlab.train.progress import ProgressPrinter
 from cnnlab.train.regularization import check_l2_selectors, l2_kernels, l2_penalty
 from cnnlab.train.resume import finished_summary, read_run_config
 from cnnlab.train.rundir import RunLock, new_run_dir, write_json
 from cnnlab.train.setup import build_model
+from cnnlab.train.sources import resolve_pretrained
+from cnnlab.train.stages import plan_stages, stage_at, stage_counts, total_epochs
 from cnnlab.train.state import TrainState
 
 # Free space a new run needs before the data is loaded: a checkpoint of a 15M-parameter model
@@ -138,18 +138,28 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     train_y = splits.train.labels.to(device)
     normalizer = (Normalizer.from_state_dict(ckpt["normalizer"]) if ckpt
                   else Normalizer.fit(cfg.data.normalize, splits.train.images))
-    model_cfg = cfg.model
-    if ckpt:  # the checkpoint's weights replace any starting point; its source may be gone by now
-        model_cfg = copy.copy(cfg.model)
-        model_cfg.pretrained = None
-    model = build_model(model_cfg, num_classes=len(splits.classes), in_chans=train_x.shape[1], log=log).to(device)
+    model_cfg = copy.copy(cfg.model)
+    # The checkpoint's weights replace any starting point (its source may be gone by now).
+    model_cfg.pretrained = None if ckpt else resolve_pretrained(cfg.model.pretrained, runs_dir)
+    model = build_model(model_cfg, num_classes=len(splits.classes), in_chans=train_x.shape[1], log=log,
+                        input_size=train_x.shape[-1]).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     check_l2_selectors(model, cfg.regularization.l2_layers)
-    optimizer = build_optimizer(model.parameters(), cfg.optimizer)
+    kernels = l2_kernels(model, cfg.regularization.l2_layers)
     ema = ModelEMA(model, cfg.regularization.ema) if cfg.regularization.ema else None
     eval_model = ema.module if ema else model
     steps = steps_per_epoch(train_x.shape[0], cfg.batch_size, cfg.drop_last)
+    plan = plan_stages(cfg.stages, steps, cfg.epochs, cfg.optimizer)
+    epochs = total_epochs(plan, steps)
+    stages = stage_counts(model, plan)
+    state = TrainState.from_dict(ckpt["state"]) if ckpt else TrainState()
+    # The optimizer of the stage the checkpoint was written in (a boundary step switches later).
+    stage = plan[ckpt["optimizer_stage"]] if ckpt else stage_at(plan, state.global_step)
+    engine = Engine(cfg, model, None, ema, kernels, normalizer, Augmenter(cfg.augment), train_x, train_y,
+                    torch.Generator().manual_seed(cfg.seed), torch.Generator(device=device).manual_seed(cfg.seed + 1),
+                    device, amp_dtype, channels_last, steps, plan)
+    engine.enter_stage(stage)
 
     if run_dir is None:
         # Created only once data and model are known good, so a bad start leaves no half-made run.
@@ -164,9 +174,7 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
         log(f"note: the last batch of each epoch ({train_x.shape[0] % cfg.batch_size} image(s)) is dropped "
             f"(drop_last={cfg.drop_last}; batch norm cannot train on a batch of one)")
 
-    shuffle_gen = torch.Generator().manual_seed(cfg.seed)
-    augment_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-    generators = {"shuffle": shuffle_gen, "augment": augment_gen}
+    generators = {"shuffle": engine.shuffle_gen, "augment": engine.augment_gen}
     builtins: list[Callback] = [MetricsWriter(run_dir / "metrics.jsonl")]
     if splits.val is not None:
         builtins.append(BestWeights(run_dir / "checkpoints" / "best.safetensors", monitor="val_acc"))
@@ -175,14 +183,12 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
         builtins.append(EarlyStopping(es.monitor, es.patience, es.min_delta))
     callbacks = builtins + user_callbacks + loggers + [ProgressPrinter(quiet=quiet, log=log)]
 
-    state = TrainState()
     if ckpt:
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        engine.optimizer.load_state_dict(ckpt["optimizer"])
         if ema:
             ema.load_state_dict(ckpt["ema"])
         restore_rng_state(ckpt["rng"], generators)
-        state = TrainState.from_dict(ckpt["state"])
         for cb in _stateful(callbacks):
             if cb.state_key in ckpt["callbacks"]:
                 cb.load_state_dict(ckpt["callbacks"][cb.state_key])
@@ -197,23 +203,21 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
 
     def checkpoint() -> None:
         state.wall_seconds = wall()
-        save_checkpoint({"state": state.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        save_checkpoint({"state": state.to_dict(), "model": model.state_dict(),
+                         "optimizer": engine.optimizer.state_dict(), "optimizer_stage": engine.stage_index,
                          "ema": ema.state_dict() if ema else None, "rng": rng_state(generators),
                          "callbacks": {cb.state_key: cb.state_dict() for cb in _stateful(callbacks)},
                          "normalizer": normalizer.state_dict()},
                         run_dir / "checkpoints" / "last.pt")
 
-    engine = Engine(cfg, model, optimizer, ema, l2_kernels(model, cfg.regularization.l2_layers), normalizer,
-                    Augmenter(cfg.augment), train_x, train_y, shuffle_gen, augment_gen, device, amp_dtype,
-                    channels_last, steps)
-    params = count_params(model)
-    base_logs = {"run_dir": str(run_dir), "epochs": cfg.epochs, "steps_per_epoch": steps, "params": params,
+    params = stages[0]["params"]   # as Keras' summary shows them at the start: 000-c's 5,130 trainable
+    base_logs = {"run_dir": str(run_dir), "epochs": epochs, "steps_per_epoch": steps, "params": params,
                  "device": str(device)}
     for cb in callbacks:
         cb.on_train_begin({**base_logs, "model": eval_model})
 
     with _StopRequest() as stop:
-        while state.status == "running" and state.epoch < cfg.epochs:
+        while state.status == "running" and state.epoch < epochs:
             epoch = state.epoch
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, {**base_logs, "first_step": state.step_in_epoch})
@@ -238,6 +242,9 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     state.wall_seconds = wall()
 
     summary = run_summary(cfg, state, params, splits.classes, device, splits)
+    summary["epochs"] = epochs
+    if cfg.stages:
+        summary["stages"] = stages
     if state.status in ("interrupted", "diverged"):
         summary["message"] = _stop_message(state, run_dir, data_dir)
         write_json(run_dir / "summary.json", summary)
@@ -271,6 +278,7 @@ def _epoch_row(engine: Engine, state: TrainState, splits, eval_model) -> dict:
     row = {"epoch": state.epoch + 1, "train_loss": sums["loss_sum"] / seen, "train_acc": sums["correct"] / seen,
            "val_loss": None, "val_acc": None, "train_loss_total": sums["total_loss_sum"] / seen,
            "val_loss_total": None, "lr": engine.lr(max(state.global_step - 1, 0)),
+           "stage": stage_at(engine.plan, max(state.global_step - 1, 0)).name,
            "seconds": round(sums["seconds"], 3), "images_per_sec": round(sums["seen"] / max(sums["seconds"], 1e-9), 1)}
     if splits.val is not None:
         res = evaluate(eval_model, splits.val.images, splits.val.labels, engine.normalizer, cfg.eval_batch_size,

@@ -9,8 +9,13 @@ import torch
 from cnnlab.train.options import OptimizerConfig
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
+def build_optimizer(params: Iterable, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    """`params`: parameters (the trainable ones are taken) or param-group dicts (kept as given)."""
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        params = [g for g in params if g["params"]]
+    else:
+        params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters; unfreeze some layers before training")
     if cfg.name == "sgd":
@@ -29,5 +34,6 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) 
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The scheduled LR, times each group's "lr_scale" (a body trained slower than its head)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)

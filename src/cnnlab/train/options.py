@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "piecewise", "inverse_time", "cosine", "onecycle")
@@ -102,3 +102,37 @@ class EarlyStoppingConfig:
         _check_choice("early_stopping.monitor", self.monitor, MONITORS)
         if self.patience < 0:
             raise ValueError(f"early_stopping.patience must be >= 0, got {self.patience}")
+
+
+@dataclass
+class StageConfig:
+    """One stage of a staged fine-tuning (001-c: head only for 20 epochs, then block 5 for 15).
+
+    Each stage trains for `epochs` or `steps` (one of the two) with its own optimizer (fresh
+    state at the stage's start) and the experiment's LR schedule run over the stage.
+    """
+
+    name: str = ""
+    epochs: Optional[int] = None
+    steps: Optional[int] = None
+    # What trains: "head" (the new head, or the final classification layer), "all", or module-name
+    # prefixes such as ["features.block5", "head"]; everything else is frozen.
+    trainable: Union[str, list[str]] = "all"
+    lr: Optional[float] = None          # base LR of the stage (default optimizer.lr)
+    body_lr: Optional[float] = None     # LR of trainable parameters outside the head (default: lr)
+    optimizer: Optional[str] = None     # optimizer name for this stage (default optimizer.name)
+
+    def __post_init__(self) -> None:
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError(f"stage {self.name or '?'}: give exactly one of epochs or steps")
+        if (self.epochs is not None and self.epochs < 1) or (self.steps is not None and self.steps < 1):
+            raise ValueError(f"stage {self.name or '?'}: epochs/steps must be >= 1")
+        if isinstance(self.trainable, str) and self.trainable not in ("head", "all"):
+            raise ValueError(f"stage {self.name or '?'}: trainable={self.trainable!r}; use head, all or a list of "
+                             f"module-name prefixes")
+        for key in ("lr", "body_lr"):
+            value = getattr(self, key)
+            if value is not None and value <= 0:
+                raise ValueError(f"stage {self.name or '?'}: {key} must be > 0, got {value}")
+        if self.optimizer is not None:
+            _check_choice("stages.optimizer", self.optimizer, OPTIMIZERS)

@@ -8,11 +8,15 @@ from torch import nn
 
 from cnnlab.train.experiment import ModelConfig
 from cnnlab.models import LoadReport, create_model, init_weights, load_imagenet, load_pretrained
+from cnnlab.models.head import with_new_head
 from cnnlab.train.checkpoint import CheckpointError
 
 
-def build_model(cfg: ModelConfig, num_classes: int, in_chans: int = 3, log=None) -> nn.Module:
-    """The experiment's model; `log` gets the one-line report of pretrained weights (what loaded, what is new)."""
+def build_model(cfg: ModelConfig, num_classes: int, in_chans: int = 3, log=None, input_size: int = 32) -> nn.Module:
+    """The experiment's model: created, initialized, pretrained weights loaded (strictly except the
+    final layer), then the declared new head, if any, put on its features. `log` gets the one-line
+    report of pretrained weights (what loaded, what is new). `model.pretrained` must be a path, a
+    URL or imagenet here: a {recipe: ...} source is resolved to its run folder by the caller."""
     kwargs = dict(cfg.kwargs)
     model_classes = kwargs.pop("num_classes", num_classes)
     if model_classes == 1 and num_classes != 2:
@@ -25,9 +29,16 @@ def build_model(cfg: ModelConfig, num_classes: int, in_chans: int = 3, log=None)
     if cfg.init != "default":
         init_weights(model, cfg.init, cfg.init_std)
     if cfg.pretrained:
+        if not isinstance(cfg.pretrained, str):
+            raise ValueError("model.pretrained {recipe: ...} must be resolved to a run folder before the model "
+                             "is built (cnnlab.train.sources.resolve_pretrained)")
         report = load_pretrained_weights(model, cfg.pretrained, cfg.name)
         if log is not None:
             log(report.summary())
+    if cfg.head is not None:
+        model = with_new_head(model, num_classes=model_classes, hidden=list(cfg.head.hidden),
+                              batch_norm=cfg.head.batch_norm, dropout=cfg.head.dropout, input_size=input_size,
+                              in_chans=in_chans)
     return model
 
 

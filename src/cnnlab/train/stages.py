@@ -1,0 +1,154 @@
+"""Stages of a run: what trains when, with which optimizer and learning rates.
+
+A run without `stages` is one stage that trains everything for `epochs`. With stages (001-c:
+head for 20 epochs, then block 5 for 15; 002-d: refine after 100 frozen steps), each stage
+owns a span of optimizer steps; at its first step the loop freezes and unfreezes parameters by
+name, puts frozen batch norm in inference mode, and builds the stage's optimizer afresh. All of
+it is a pure function of the global step, so a resume lands in the right stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from cnnlab.models import count_params
+from cnnlab.models.pretrained import classifier_layer
+from cnnlab.train.optim import build_optimizer
+from cnnlab.train.options import OptimizerConfig, StageConfig
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int
+    name: str
+    start_step: int          # global optimizer step at which the stage begins
+    steps: int
+    trainable: object        # "head" | "all" | list of module-name prefixes
+    lr: float
+    body_lr: Optional[float]
+    optimizer: str
+
+    @property
+    def end_step(self) -> int:
+        return self.start_step + self.steps
+
+
+def plan_stages(stages: list[StageConfig], steps_per_epoch: int, epochs: int, opt: OptimizerConfig) -> list[Stage]:
+    """The stages as spans of global steps (one stage that trains everything when none are given)."""
+    if not stages:
+        return [Stage(0, "train", 0, steps_per_epoch * epochs, "all", opt.lr, None, opt.name)]
+    plan, start = [], 0
+    for i, st in enumerate(stages):
+        steps = st.steps if st.steps is not None else st.epochs * steps_per_epoch
+        plan.append(Stage(i, st.name or f"stage {i + 1}", start, steps, st.trainable,
+                          st.lr if st.lr is not None else opt.lr, st.body_lr, st.optimizer or opt.name))
+        start += steps
+    return plan
+
+
+def total_epochs(plan: list[Stage], steps_per_epoch: int) -> int:
+    return math.ceil(plan[-1].end_step / steps_per_epoch)
+
+
+def stage_at(plan: list[Stage], global_step: int) -> Stage:
+    """The stage that takes optimizer step `global_step` (the last one past the end)."""
+    for stage in plan:
+        if global_step < stage.end_step:
+            return stage
+    return plan[-1]
+
+
+def head_prefixes(model: nn.Module) -> list[str]:
+    """The new layers: a declared head (`head.*`), else the final classification layer."""
+    if hasattr(model, "body") and hasattr(model, "head"):
+        return ["head"]
+    last = classifier_layer(model)
+    if last is None:
+        raise ValueError("trainable: head, but the model has no final nn.Linear of num_classes outputs; "
+                         "name the modules to train instead")
+    return [last]
+
+
+def _matches(name: str, prefixes: list[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def trainable_prefixes(model: nn.Module, trainable) -> Optional[list[str]]:
+    """Prefixes of the parameters that train (None: all). Unknown prefixes are an error listing what exists."""
+    if trainable == "all":
+        return None
+    if trainable == "head":
+        return head_prefixes(model)
+    names = [n for n, _ in model.named_parameters()]
+    prefixes = []
+    for p in trainable:
+        if p == "head":
+            prefixes += head_prefixes(model)
+        elif any(_matches(n, [p]) for n in names):
+            prefixes.append(p)
+        elif any(_matches(n, [f"body.{p}"]) for n in names):   # a name inside the network under a new head
+            prefixes.append(f"body.{p}")
+        else:
+            modules = sorted({n.rsplit(".", 1)[0] for n in names})
+            raise ValueError(f"stages.trainable: no parameters under {p!r}; modules with parameters: "
+                             f"{', '.join(modules[:40])}{' ...' if len(modules) > 40 else ''}")
+    return prefixes
+
+
+def apply_trainable(model: nn.Module, trainable) -> None:
+    prefixes = trainable_prefixes(model, trainable)
+    for name, param in model.named_parameters():
+        param.requires_grad_(prefixes is None or _matches(name, prefixes))
+
+
+def set_train_mode(model: nn.Module, frozen_bn: str) -> None:
+    """model.train(), except batch norm whose parameters are all frozen stays in inference mode
+    (frozen_bn="eval", Keras' trainable=False): its moving statistics then stay as loaded."""
+    model.train()
+    if frozen_bn != "eval":
+        return
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            params = list(module.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                module.eval()
+
+
+def stage_optimizer(model: nn.Module, opt: OptimizerConfig, stage: Stage) -> torch.optim.Optimizer:
+    """The stage's optimizer over its trainable parameters; with body_lr, the body is a second
+    group whose LR is body_lr / lr times the scheduled LR (group key "lr_scale")."""
+    cfg = dataclasses.replace(opt, name=stage.optimizer, lr=stage.lr)
+    if stage.body_lr is None:
+        optimizer = build_optimizer(model.parameters(), cfg)
+        for group in optimizer.param_groups:
+            group["lr_scale"] = 1.0
+        return optimizer
+    heads = head_prefixes(model)
+    head = [p for n, p in model.named_parameters() if p.requires_grad and _matches(n, heads)]
+    body = [p for n, p in model.named_parameters() if p.requires_grad and not _matches(n, heads)]
+    return build_optimizer([{"params": head, "lr_scale": 1.0},
+                            {"params": body, "lr_scale": stage.body_lr / stage.lr}], cfg)
+
+
+def stage_counts(model: nn.Module, plan: list[Stage]) -> list[dict]:
+    """Trainable and frozen parameter counts of every stage (Keras' summary numbers); the model's
+    requires_grad flags are left as they were."""
+    flags = [p.requires_grad for p in model.parameters()]
+    out = []
+    try:
+        for stage in plan:
+            apply_trainable(model, stage.trainable)
+            counts = count_params(model)
+            out.append({"name": stage.name, "start_step": stage.start_step, "steps": stage.steps,
+                        "trainable": stage.trainable, "lr": stage.lr, "body_lr": stage.body_lr,
+                        "optimizer": stage.optimizer, "params": counts})
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+    return out
