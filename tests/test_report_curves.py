@@ -73,3 +73,14 @@ def test_the_loss_panel_shows_the_total_loss_only_when_there_is_a_penalty():
         r["train_loss_total"] += 0.3
         r["val_loss_total"] += 0.3
     assert labels(curves_figure(rows)) == ["train", "train + L2 penalty", "validation", "validation + L2 penalty"]
+
+
+def test_stage_boundaries_are_marked_between_epochs():
+    from cnnlab.report.curves import curves_figure, stage_boundaries
+
+    rows = [{"epoch": e, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5, "stage": s}
+            for e, s in ((1, "head"), (2, "head"), (3, "block5"), (4, "block5"))]
+    assert stage_boundaries(rows) == [(2.5, "block5")]
+    fig = curves_figure(rows)
+    assert any(list(line.get_xdata()) == [2.5, 2.5] for line in fig.axes[0].get_lines())
+    assert stage_boundaries([{**r, "stage": "train"} for r in rows]) == []

@@ -148,3 +148,63 @@ def test_a_source_recipe_resolves_to_its_newest_finished_run(tiny_cifar, tmp_pat
     result = train(cfg, runs_dir=runs, data_dir=str(tiny_cifar), quiet=True, log=lines.append)
     assert any(str(src.run_dir) in line and "loaded" in line for line in lines), lines
     assert result.status == "completed"
+
+
+def test_with_sources_trains_the_source_recipe_first(tiny_cifar, tmp_path):
+    from engine_helpers import run_cli
+
+    recipe = tmp_path / "src-recipe.yaml"
+    recipe.write_text("name: my-source\nepochs: 1\nbatch_size: 32\nthreads: 1\nmodel: {name: cnn004}\n"
+                      "data: {name: cifar10, val_size: 20, download: false}\n")
+    target = tmp_path / "target.yaml"
+    target.write_text(f"name: target\nepochs: 1\nbatch_size: 32\nthreads: 1\ndata: {{val_size: 20, download: false}}\n"
+                      f"model: {{name: cnn004, pretrained: {{recipe: {recipe}}}}}\n"
+                      f"stages: [{{epochs: 1, trainable: head}}]\n")
+    runs = tmp_path / "runs"
+    proc = run_cli("train", str(target), "--runs-dir", str(runs), "--data-dir", str(tiny_cifar), "-q", "--no-report")
+    assert proc.returncode == 1 and f"cnnlab train {recipe}" in proc.stderr and "--with-sources" in proc.stderr
+    proc = run_cli("train", str(target), "--runs-dir", str(runs), "--data-dir", str(tiny_cifar), "-q", "--no-report",
+                   "--with-sources", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.name.split("-", 2)[-1] for p in runs.iterdir() if p.is_dir())
+    assert names == ["my-source", "target"]
+
+
+def test_inputs_are_resized_inside_the_model_and_ema_copies_keep_it():
+    import copy
+
+    from cnnlab.train.experiment import ModelConfig
+    from cnnlab.train.setup import build_model
+
+    cfg = ModelConfig(name="mobilenetv2", kwargs={}, resize_to=64, head=None)
+    model = build_model(cfg, num_classes=10, input_size=32).eval()
+    seen = []
+    model.features[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape[-1]))
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        out = model(x)
+        copy.deepcopy(model)(x)
+    assert out.shape == (2, 10) and seen == [64, 64]
+    from cnnlab.train.experiment import HeadConfig
+
+    with_head = build_model(ModelConfig(name="mobilenetv2", resize_to=64, head=HeadConfig(hidden=[8])), num_classes=3)
+    assert with_head.eval()(x).shape == (2, 3)
+
+
+@pytest.mark.parametrize("recipe", ["000-c", "000-e", "000-f", "001-c", "002-d", "003-d", "003-e", "004-e"])
+def test_transfer_recipes_build_and_name_existing_modules(recipe):
+    """Every stage's trainable names exist in the recipe's model (weights not downloaded here)."""
+    from cnnlab.train.setup import build_model
+
+    cfg = load_experiment(REPO / "recipes" / f"{recipe}.yaml")
+    model_cfg = cfg.model
+    model_cfg.pretrained = None
+    classes = 200 if cfg.data.name == "tiny_imagenet" else 2 if cfg.data.name == "folder" else 10
+    model = build_model(model_cfg, num_classes=classes, input_size=cfg.data.image_size or 32)
+    plan = plan_stages(cfg.stages, 100, cfg.epochs, cfg.optimizer)
+    counts = stage_counts(model, plan)
+    assert all(0 < c["params"]["trainable"] <= c["params"]["total"] for c in counts)
+    if recipe == "000-c":
+        assert counts[0]["params"]["trainable"] == 5130 and counts[0]["params"]["total"] == 15_001_418
+    if recipe == "004-e":
+        assert counts[0]["params"]["total"] == 2_787_914 and counts[0]["params"]["trainable"] == 2_787_402

@@ -12,7 +12,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from cnnlab.pipeline import run_experiment
+    from cnnlab.pipeline import run_experiment, train_sources
     from cnnlab.train.experiment import load_experiment
 
     report = not args.no_report
@@ -25,6 +25,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not args.experiment:
         raise ValueError("give an experiment file (e.g. recipes/004-a.yaml) or --resume RUN")
     cfg = load_experiment(args.experiment, args.override)
+    if args.with_sources:
+        train_sources(cfg, runs_dir=args.runs_dir, data_dir=args.data_dir, quiet=args.quiet, report=report)
     seeds = [cfg.seed + i for i in range(args.seeds)] if args.seeds > 1 else [None]
     run_dirs = []
     for seed in seeds:
@@ -147,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seeds", type=int, default=1, help="repeat with seeds seed, seed+1, ... (tables show mean ± std)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars: one line per epoch")
     t.add_argument("--no-report", action="store_true", help="skip report.html/report.md (write later: cnnlab report RUN)")
+    t.add_argument("--with-sources", action="store_true",
+                   help="first train the source recipe named by model.pretrained: {recipe: ...} if it has no finished run")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="re-evaluate a run's saved weights on a split")

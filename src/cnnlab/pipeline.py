@@ -59,6 +59,26 @@ class ReportWriter(Callback):
             self.log(f"warning: could not write the report: {err}; retry with: cnnlab report {run_dir}")
 
 
+def train_sources(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Optional[str] = None,
+                  quiet: bool = False, report: bool = True, log: Callable[[str], None] = print) -> list[RunResult]:
+    """Train the source recipe of `model.pretrained: {recipe: ...}` when it has no finished run yet
+    (what `cnnlab train --with-sources` does); sources of sources are trained first."""
+    from cnnlab.train.experiment import SourceRecipe, load_experiment
+    from cnnlab.train.sources import newest_finished_run
+
+    source = cfg.model.pretrained
+    if not isinstance(source, SourceRecipe) or newest_finished_run(source.recipe, runs_dir) is not None:
+        return []
+    source_cfg = load_experiment(source.recipe)
+    done = train_sources(source_cfg, runs_dir, data_dir=data_dir, quiet=quiet, report=report, log=log)
+    log(f"training the source {source.recipe} first (--with-sources)")
+    result = run_experiment(source_cfg, runs_dir, data_dir=data_dir, quiet=quiet, report=report, log=log)
+    if result.status not in ("completed", "early_stopped"):
+        raise RuntimeError(f"the source {source.recipe} did not finish ({result.status}); resume it with: "
+                           f"cnnlab train --resume {result.run_dir}")
+    return done + [result]
+
+
 def run_experiment(cfg: Optional[ExperimentConfig], runs_dir: str | Path = "runs", *, data_dir: Optional[str] = None,
                    quiet: bool = False, resume: Optional[str | Path] = None, seed_suffix: Optional[int] = None,
                    callbacks: Optional[list[Callback]] = None, report: bool = True,
@@ -68,4 +88,4 @@ def run_experiment(cfg: Optional[ExperimentConfig], runs_dir: str | Path = "runs
                  callbacks=list(callbacks or []) + [ReportWriter(report=report, log=log)], log=log)
 
 
-__all__ = ["ReportWriter", "run_experiment"]
+__all__ = ["ReportWriter", "run_experiment", "train_sources"]

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional, Union
 
-DATASET_NAMES = ("cifar10", "cifar100", "folder")
+DATASET_NAMES = ("cifar10", "cifar100", "folder", "tiny_imagenet")
 LABEL_MODES = ("fine", "coarse")
 BAD_IMAGE_MODES = ("stop", "skip")
 NORMALIZE_KINDS = ("none", "unit", "zscore", "per_channel", "imagenet")
@@ -89,20 +89,23 @@ class AugmentConfig:
 class DataConfig:
     """Which dataset, how it is split, subset and normalized."""
 
-    name: str = "cifar10"  # "cifar10" | "cifar100" | "folder"
-    # folder: root/<class>/**/*.jpg|jpeg|png; cifar: a folder holding cifar-10-batches-py/ (checked first)
+    name: str = "cifar10"  # "cifar10" | "cifar100" | "folder" | "tiny_imagenet"
+    # folder: root/<class>/**/*.jpg|jpeg|png, or a pre-split root/{train,val,test}/<class>/...;
+    # cifar: a folder holding cifar-10-batches-py/ (checked first); tiny_imagenet: tiny-imagenet-200/ or its parent
     root: Optional[str] = None
     label_mode: str = "fine"  # cifar100: "fine" (100 classes) | "coarse" (20)
-    image_size: int = 32  # folder: images resized to image_size x image_size (RGB)
+    image_size: int = 32  # folder, tiny_imagenet: images resized to image_size x image_size px (RGB)
     # Counts or fractions: an int is a number of images (5000), a float a fraction in (0, 1) (0.1);
     # 1.0 or 5000.0 is an error, not "all" or a count (one rule: count_or_fraction_error).
-    # carved from train, stratified & seeded; 0 = no validation split
+    # carved from train, stratified & seeded; 0 = no validation split. Not with a folder of class
+    # folders (folder_split has the validation part) nor a pre-split root that has val/ (checked on load).
     val_size: Union[int, float] = 0
     train_subset: Optional[Union[int, float]] = None  # stratified, seeded subset of train (after the val carve)
     test_subset: Optional[Union[int, float]] = None  # stratified, seeded subset of test; null = all
-    # folder: per-class train/val/test, counts ([1200, 400, 400]) or fractions ([0.6, 0.2, 0.2])
+    # folder of class folders: per-class train/val/test, counts ([1200, 400, 400]) or fractions
+    # ([0.6, 0.2, 0.2]); a pre-split root (train/ val/ test/) keeps its own splits and ignores this
     folder_split: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
-    bad_images: str = "stop"  # folder: "stop" (raise, listing paths) | "skip" (warn with paths, go on)
+    bad_images: str = "stop"  # folder, tiny_imagenet: "stop" (raise, listing paths) | "skip" (warn with paths, go on)
     normalize: str = "per_channel"  # "none" | "unit" | "zscore" | "per_channel" | "imagenet"
     download: bool = True  # cifar: fetch from the publisher when no local copy is found
 
@@ -117,11 +120,8 @@ class DataConfig:
         for key in ("train_subset", "test_subset"):
             if getattr(self, key) is not None:
                 _check_count_or_fraction(f"data.{key}", getattr(self, key), zero_ok=False)
+        # val_size with name: folder depends on the folder's layout, so load_splits checks it.
         self._check_folder_split()
-        if self.name == "folder" and self.val_size != 0:
-            raise ValueError(
-                f"data.val_size: {self.val_size!r} is not allowed with name: folder; "
-                "set the validation part in data.folder_split instead (e.g. [0.6, 0.2, 0.2])")
 
     def _check_folder_split(self) -> None:
         parts = self.folder_split

@@ -8,9 +8,10 @@ from .cifar import load_cifar
 from .config import DataConfig
 from .dataset import ArrayDataset, DataSplits
 from .errors import DataError
-from .folder import load_folder
+from .folder import load_image_folder
 from .locate import find_data_dir
 from .stratify import resolve_count, stratified_split
+from .tiny_imagenet import find_tiny_imagenet, load_tiny_imagenet
 
 
 def _subset(ds: Optional[ArrayDataset], size: Optional[Union[int, float]], seed: int, purpose: str,
@@ -24,30 +25,55 @@ def _subset(ds: Optional[ArrayDataset], size: Optional[Union[int, float]], seed:
     return ds.subset(chosen)
 
 
+def _carve_val(train: ArrayDataset, val_size: Union[int, float], seed: int) -> tuple[ArrayDataset, Optional[ArrayDataset]]:
+    """(train, val): data.val_size images carved from train, stratified & seeded; val None for 0."""
+    n_val = resolve_count(val_size, len(train), "data.val_size")
+    if not n_val:
+        return train, None
+    if n_val >= len(train):
+        raise DataError(f"data.val_size: {val_size!r} leaves no training images of {len(train)}; "
+                        "use a smaller count or fraction")
+    val_idx, train_idx = stratified_split(train.labels, n_val, len(train.classes), seed, "val", "data.val_size")
+    return train.subset(train_idx), train.subset(val_idx)
+
+
+def _load_folder(cfg: DataConfig, root: Optional[str], seed: int):
+    if not root:
+        raise DataError("data.name is folder but no folder was given; set data.root (or --data-dir) to "
+                        "root/<class>/*.jpg|png, or to a root holding train/ (val/) test/ folders of class folders")
+    data = load_image_folder(Path(root), cfg.image_size, list(cfg.folder_split), seed, cfg.bad_images)
+    train, val, test = data.train, data.val, data.test
+    if data.layout.kind == "classes":
+        if cfg.val_size:
+            raise DataError(f"data.val_size: {cfg.val_size!r} is not used with {root}, a folder of class folders: "
+                            "set the validation part in data.folder_split instead (e.g. [0.6, 0.2, 0.2])")
+    elif val is not None:
+        if cfg.val_size:
+            raise DataError(f"data.val_size: {cfg.val_size!r} is not used with {root}: it has its own "
+                            f"{data.layout.splits['val'].name}/ split; set data.val_size: 0")
+    else:
+        train, val = _carve_val(train, cfg.val_size, seed)
+    return train, val, test
+
+
 def load_splits(cfg: DataConfig, seed: int, data_dir: Optional[str] = None) -> DataSplits:
     """Load the dataset of `cfg`, carve the validation split and take the subsets.
 
-    Order: (cifar) validation carved from train, stratified & seeded; then the train subset from
-    what is left; the test subset from test. (folder) per-class train/val/test by folder_split,
-    then the subsets. Same seed -> same images. `data_dir` (CLI --data-dir) overrides cfg.root.
+    Order: (cifar, tiny_imagenet, a pre-split folder without val/) validation carved from train,
+    stratified & seeded; then the train subset from what is left; the test subset from test.
+    (a folder of class folders) per-class train/val/test by folder_split, then the subsets.
+    Same seed -> same images. `data_dir` (CLI --data-dir) overrides cfg.root.
     """
     root = data_dir or cfg.root
     if cfg.name == "folder":
-        if not root:
-            raise DataError("data.name is folder but no folder was given; set data.root (or --data-dir) to "
-                            "root/<class>/*.jpg|png")
-        train, val, test = load_folder(Path(root), cfg.image_size, list(cfg.folder_split), seed, cfg.bad_images)
+        train, val, test = _load_folder(cfg, root, seed)
+    elif cfg.name == "tiny_imagenet":
+        train, test = load_tiny_imagenet(find_tiny_imagenet(root), cfg.image_size, cfg.bad_images)
+        train, val = _carve_val(train, cfg.val_size, seed)
     else:
         folder = find_data_dir(cfg.name, root, download=cfg.download)
         train, test = load_cifar(folder, cfg.name, cfg.label_mode)
-        val = None
-        n_val = resolve_count(cfg.val_size, len(train), "data.val_size")
-        if n_val:
-            if n_val >= len(train):
-                raise DataError(f"data.val_size: {cfg.val_size!r} leaves no training images of {len(train)}; "
-                                "use a smaller count or fraction")
-            val_idx, train_idx = stratified_split(train.labels, n_val, len(train.classes), seed, "val", "data.val_size")
-            val, train = train.subset(val_idx), train.subset(train_idx)
+        train, val = _carve_val(train, cfg.val_size, seed)
     train = _subset(train, cfg.train_subset, seed, "train_subset", "data.train_subset")
     test = _subset(test, cfg.test_subset, seed, "test_subset", "data.test_subset")
     return DataSplits(train=train, val=val, test=test, classes=list(train.classes), name=cfg.name)

@@ -56,3 +56,25 @@ def with_new_head(model: ClassifierModel, num_classes: int, hidden: list[int], b
         layers.append(nn.Dropout(dropout))
     layers.append(nn.Linear(width, num_classes))
     return WithNewHead(model, nn.Sequential(*layers), num_classes)
+
+
+class ResizeInput(nn.Module):
+    """Bilinear resize of the input batch to `size` x `size` pixels (on the batch's device)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] == (self.size, self.size):
+            return x
+        return nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+
+
+def resize_inputs(model: nn.Module, size: int) -> nn.Module:
+    """Make ``model(x)`` resize ``x`` to ``size`` first. A forward pre-hook, so the parameter names
+    (pretrained weights, checkpoints) are unchanged and copies (EMA) keep it; a direct call of
+    ``forward_features`` expects inputs of that size already."""
+    resize = ResizeInput(size)
+    model.register_forward_pre_hook(lambda module, args: (resize(args[0]), *args[1:]))
+    return model

@@ -55,6 +55,15 @@ def _has_penalty(metrics: Sequence[dict[str, Any]], split: str) -> bool:
                and abs(row[f"{split}_loss_total"] - row[f"{split}_loss"]) > 1e-12 for row in metrics)
 
 
+def stage_boundaries(metrics: Sequence[dict[str, Any]]) -> list[tuple[float, str]]:
+    """(x, stage name) where a staged fine-tuning enters a new stage: between the two epochs' points."""
+    out = []
+    for before, row in zip(metrics, metrics[1:]):
+        if row.get("stage") is not None and row.get("stage") != before.get("stage"):
+            out.append((int(before["epoch"]) + 0.5, str(row["stage"])))
+    return out
+
+
 def curves_figure(metrics: list[dict], title: str = "") -> Figure:
     """Two-panel figure (loss, accuracy in percent) per epoch, train vs validation.
 
@@ -74,6 +83,10 @@ def curves_figure(metrics: list[dict], title: str = "") -> Figure:
                     t_epochs, totals = _series(metrics, f"{split}_loss_total")
                     ax.plot(t_epochs, totals, "--", color=line.get_color(), label=f"{label} + L2 penalty")
         epoch_axis(ax, max(int(row["epoch"]) for row in metrics))
+        for boundary, name in stage_boundaries(metrics):
+            ax.axvline(boundary, color="0.5", linestyle=":", linewidth=1)
+            ax.annotate(name, (boundary, 1), xycoords=("data", "axes fraction"), fontsize=7, color="0.4",
+                        ha="left", va="top", rotation=90)
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

@@ -47,10 +47,15 @@ class ModelConfig:
     pretrained: Optional[Union[str, SourceRecipe]] = None
     head: Optional[HeadConfig] = None            # replace the network's head by this one, sized from the data
     frozen_bn: str = "eval"                      # frozen batch norm: eval (fixed statistics, as Keras) | train
+    # Resize inputs on the device to this side (pixels, bilinear) inside the model's forward, e.g.
+    # 32 -> 224 for ImageNet weights; training, evaluation, prediction and export all see it.
+    resize_to: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
             raise ValueError(f"model.init={self.init!r} is not allowed; choose one of {', '.join(INITS)}")
+        if self.resize_to is not None and self.resize_to < 8:
+            raise ValueError(f"model.resize_to must be >= 8 pixels, got {self.resize_to}")
         if self.frozen_bn not in ("eval", "train"):
             raise ValueError(f"model.frozen_bn={self.frozen_bn!r} is not allowed; choose eval or train")
 

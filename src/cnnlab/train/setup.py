@@ -8,7 +8,7 @@ from torch import nn
 
 from cnnlab.train.experiment import ModelConfig
 from cnnlab.models import LoadReport, create_model, init_weights, load_imagenet, load_pretrained
-from cnnlab.models.head import with_new_head
+from cnnlab.models.head import resize_inputs, with_new_head
 from cnnlab.train.checkpoint import CheckpointError
 
 
@@ -37,8 +37,10 @@ def build_model(cfg: ModelConfig, num_classes: int, in_chans: int = 3, log=None,
             log(report.summary())
     if cfg.head is not None:
         model = with_new_head(model, num_classes=model_classes, hidden=list(cfg.head.hidden),
-                              batch_norm=cfg.head.batch_norm, dropout=cfg.head.dropout, input_size=input_size,
-                              in_chans=in_chans)
+                              batch_norm=cfg.head.batch_norm, dropout=cfg.head.dropout,
+                              input_size=cfg.resize_to or input_size, in_chans=in_chans)
+    if cfg.resize_to:   # on the outermost module, so the new head's forward sees the resized input too
+        model = resize_inputs(model, cfg.resize_to)
     return model
 
 
