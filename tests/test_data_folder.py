@@ -8,6 +8,11 @@ from data_helpers import make_image_folder
 from cnnlab.data import DataConfig, DataError, load_splits
 
 
+@pytest.fixture(autouse=True)
+def private_decode_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNLAB_DECODE_CACHE", str(tmp_path / "decode-cache"))
+
+
 def cfg(**kw):
     return DataConfig(name="folder", **{"image_size": 8, **kw})
 

@@ -14,8 +14,6 @@ from typing import Callable, Optional
 
 import torch
 
-from cnnlab.train import runtime
-from cnnlab.train.losses import classification_loss, correct_count
 from cnnlab.train.optim import set_lr
 from cnnlab.train.regularization import l2_penalty
 from cnnlab.train.schedules import lr_at
@@ -43,6 +41,7 @@ class Engine:
     channels_last: bool
     steps_per_epoch: int
     plan: list                       # the stages (train/stages.py); one stage without `stages`
+    task: object = None              # train/task.py: what a step computes (classification by default)
     stage_index: int = -1            # the stage the optimizer belongs to
 
     def lr(self, global_step: int) -> float:
@@ -114,17 +113,10 @@ def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop:
         optimizer = engine.optimizer
         params = [p for group in optimizer.param_groups for p in group["params"]]
         idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-        x = engine.normalizer(engine.train_x[idx])
-        y = engine.train_y[idx]
-        if engine.augmenter.enabled:
-            x = engine.augmenter(x, engine.augment_gen)
-        if engine.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         lr = engine.lr(state.global_step)
         set_lr(optimizer, lr)
-        with runtime.autocast(dev, engine.amp_dtype):
-            logits = model(x)
-        loss = classification_loss(logits, y, cfg.regularization.label_smoothing)
+        out = engine.task.step(engine, idx)
+        loss = out.loss
         penalty = l2_penalty(engine.l2_kernels, cfg.regularization.l2)
         total = loss if penalty is None else loss + penalty
         optimizer.zero_grad(set_to_none=True)
@@ -142,10 +134,11 @@ def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop:
             engine.ema.update(model)
         state.global_step += 1
         state.step_in_epoch = step + 1
-        n = y.shape[0]
+        n = out.count
         loss_sum += loss.detach().double() * n
         total_sum += total.detach().double() * n
-        correct += correct_count(logits.detach(), y)
+        if out.correct is not None:
+            correct += out.correct
         seen += n
         for cb in callbacks:
             cb.on_batch_end(step, {"loss_sum": loss_sum, "correct": correct, "seen": seen, "lr": lr})

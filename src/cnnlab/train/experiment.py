@@ -89,6 +89,8 @@ class ExperimentConfig:
     # Staged fine-tuning: [{epochs or steps, trainable, lr, body_lr, optimizer}, ...]; when given,
     # the run lasts as long as its stages (epochs is then set from them).
     stages: list[StageConfig] = field(default_factory=list)
+    # What a step trains: {} = classification; {name: siamese, loss: ..., margin: ...} (report 002-c).
+    task: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

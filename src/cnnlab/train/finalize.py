@@ -45,11 +45,23 @@ def save_predictions(path: Path, probs: np.ndarray, ds) -> None:
     write_atomically(path, write)
 
 
-def final_evaluation(model, splits, normalizer, cfg, amp_dtype, channels_last, run_dir: Path) -> dict:
+def final_evaluation(model, splits, normalizer, cfg, amp_dtype, channels_last, run_dir: Path, engine=None) -> dict:
     """Evaluate the final weights on every split (eval mode, no augmentation) and save predictions."""
     out = {}
     pred_dir = run_dir / "predictions"
     pred_dir.mkdir(exist_ok=True)
+    task = getattr(engine, "task", None)
+    if task is not None and task.name != "classification":
+        for split_name in ("train", "val", "test"):
+            ds = getattr(splits, split_name)
+            if ds is None or len(ds) == 0:
+                out[f"{split_name}_loss"] = out[f"{split_name}_acc"] = None
+                continue
+            out[f"{split_name}_loss"], out[f"{split_name}_acc"] = task.score(model, ds, engine)
+            probs = task.final_outputs(model, ds, engine)
+            if probs is not None:
+                save_predictions(pred_dir / f"{split_name}.npz", probs.numpy(), ds)
+        return out
     for split_name in ("train", "val", "test"):
         ds = getattr(splits, split_name)
         if ds is None or len(ds) == 0:

@@ -35,7 +35,6 @@ from cnnlab.train.epoch import Engine, steps_per_epoch, train_epoch
 from cnnlab.train.experiment import ExperimentConfig, experiment_to_yaml
 from cnnlab.train.finalize import final_evaluation, run_summary
 from cnnlab.train.loggers import loggers_from_settings
-from cnnlab.train.predict import evaluate
 from cnnlab.train.progress import ProgressPrinter
 from cnnlab.train.regularization import check_l2_selectors, l2_kernels, l2_penalty
 from cnnlab.train.resume import finished_summary, read_run_config
@@ -44,6 +43,7 @@ from cnnlab.train.setup import build_model
 from cnnlab.train.sources import resolve_pretrained
 from cnnlab.train.stages import plan_stages, stage_at, stage_counts, total_epochs
 from cnnlab.train.state import TrainState
+from cnnlab.train.task import create_task
 
 # Free space a new run needs before the data is loaded: a checkpoint of a 15M-parameter model
 # with Adam is ~180 MB; below this the run would fail at its first save.
@@ -141,8 +141,10 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     model_cfg = copy.copy(cfg.model)
     # The checkpoint's weights replace any starting point (its source may be gone by now).
     model_cfg.pretrained = None if ckpt else resolve_pretrained(cfg.model.pretrained, runs_dir)
+    task = create_task(cfg.task)
     model = build_model(model_cfg, num_classes=len(splits.classes), in_chans=train_x.shape[1], log=log,
-                        input_size=train_x.shape[-1]).to(device)
+                        input_size=train_x.shape[-1])
+    model = task.build_model(model, len(splits.classes), train_x.shape[1], train_x.shape[-1]).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     check_l2_selectors(model, cfg.regularization.l2_layers)
@@ -158,7 +160,7 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     stage = plan[ckpt["optimizer_stage"]] if ckpt else stage_at(plan, state.global_step)
     engine = Engine(cfg, model, None, ema, kernels, normalizer, Augmenter(cfg.augment), train_x, train_y,
                     torch.Generator().manual_seed(cfg.seed), torch.Generator(device=device).manual_seed(cfg.seed + 1),
-                    device, amp_dtype, channels_last, steps, plan)
+                    device, amp_dtype, channels_last, steps, plan, task=task)
     engine.enter_stage(stage)
 
     if run_dir is None:
@@ -174,7 +176,8 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
         log(f"note: the last batch of each epoch ({train_x.shape[0] % cfg.batch_size} image(s)) is dropped "
             f"(drop_last={cfg.drop_last}; batch norm cannot train on a batch of one)")
 
-    generators = {"shuffle": engine.shuffle_gen, "augment": engine.augment_gen}
+    generators = {"shuffle": engine.shuffle_gen, "augment": engine.augment_gen,
+                  **task.generators(device, cfg.seed)}
     builtins: list[Callback] = [MetricsWriter(run_dir / "metrics.jsonl")]
     if splits.val is not None:
         builtins.append(BestWeights(run_dir / "checkpoints" / "best.safetensors", monitor="val_acc"))
@@ -255,7 +258,7 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
         log(summary["message"])
         return RunResult(run_dir, state.status, summary, splits)
 
-    summary["final"] = final_evaluation(eval_model, splits, normalizer, cfg, amp_dtype, channels_last, run_dir)
+    summary["final"] = final_evaluation(eval_model, splits, normalizer, cfg, amp_dtype, channels_last, run_dir, engine)
     summary["wall_seconds"] = round(wall(), 2)
     save_weights(eval_model, run_dir / "model.safetensors",
                  metadata={"model": cfg.model.name, "num_classes": str(len(splits.classes))})
@@ -281,12 +284,11 @@ def _epoch_row(engine: Engine, state: TrainState, splits, eval_model) -> dict:
            "stage": stage_at(engine.plan, max(state.global_step - 1, 0)).name,
            "seconds": round(sums["seconds"], 3), "images_per_sec": round(sums["seen"] / max(sums["seconds"], 1e-9), 1)}
     if splits.val is not None:
-        res = evaluate(eval_model, splits.val.images, splits.val.labels, engine.normalizer, cfg.eval_batch_size,
-                       engine.amp_dtype, engine.channels_last)
+        val_loss, val_acc = engine.task.score(eval_model, splits.val, engine)
         with torch.no_grad():
             penalty = l2_penalty(engine.l2_kernels, cfg.regularization.l2)
-        row["val_loss"], row["val_acc"] = res.loss, res.accuracy
-        row["val_loss_total"] = res.loss + (float(penalty) if penalty is not None else 0.0)
+        row["val_loss"], row["val_acc"] = val_loss, val_acc
+        row["val_loss_total"] = val_loss + (float(penalty) if penalty is not None else 0.0)
     return row
 
 
