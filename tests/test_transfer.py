@@ -191,7 +191,7 @@ def test_inputs_are_resized_inside_the_model_and_ema_copies_keep_it():
     assert with_head.eval()(x).shape == (2, 3)
 
 
-@pytest.mark.parametrize("recipe", ["000-c", "000-e", "000-f", "001-c", "002-d", "003-d", "003-e", "004-e"])
+@pytest.mark.parametrize("recipe", ["000-c", "000-e", "000-f", "001-c", "002-d", "003-d", "003-e", "003-e-offline", "004-e"])
 def test_transfer_recipes_build_and_name_existing_modules(recipe):
     """Every stage's trainable names exist in the recipe's model (weights not downloaded here)."""
     from cnnlab.train.setup import build_model
