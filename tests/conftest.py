@@ -1,5 +1,6 @@
 import os
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -7,6 +8,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Decoded image folders are cached under the user's cache; tests (and the subprocesses they start)
+# use a throw-away folder instead.
+os.environ.setdefault("CNNLAB_DECODE_CACHE", tempfile.mkdtemp(prefix="cnnlab-test-decoded-"))
 
 
 @pytest.fixture(autouse=True)

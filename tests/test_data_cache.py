@@ -1,6 +1,7 @@
 """The decode cache: hits, invalidation by the folder's listing and the settings, partial
 re-decoding, corrupt and unwritable cache files, atomic writes."""
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -191,3 +192,19 @@ def test_parallel_decode_matches_serial(tmp_path):
     one, ok1 = decode_cache.decode_many(paths, 8, workers=1)
     many, ok4 = decode_cache.decode_many(paths, 8, workers=4)
     assert np.array_equal(one, many) and np.array_equal(ok1, ok4) and int((~ok1).sum()) == 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes (fork) on Linux only")
+def test_a_dead_worker_falls_back_to_this_process(tmp_path, monkeypatch):
+    root = make_image_folder(tmp_path / "d", {"a": 70, "b": 70})
+    paths = [str(root / r) for r in rels(root)]
+    parent, real = os.getpid(), decode_cache.decode_image
+
+    def dies_in_a_worker(path, size):
+        if os.getpid() != parent:
+            os._exit(3)     # as a worker killed by the OOM killer would
+        return real(path, size)
+    monkeypatch.setattr(decode_cache, "decode_image", dies_in_a_worker)
+    with pytest.warns(UserWarning, match="a decoding worker died"):
+        images, ok = decode_cache.decode_many(paths, 8, workers=2)
+    assert ok.all() and images[0, 0, 0].tolist() == [0, 0, 200]

@@ -54,7 +54,6 @@ def test_bad_augment_values_raise_naming_the_key(kwargs, key):
     ({"folder_split": [0.5, 0.5]}, "data.folder_split"),
     ({"folder_split": [1200, 400.5, 400]}, "data.folder_split"),
     ({"folder_split": [0, 0.5, 0.5]}, "data.folder_split"),
-    ({"name": "folder", "val_size": 0.1}, "data.val_size"),
 ])
 def test_bad_data_values_raise_naming_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):

@@ -47,7 +47,7 @@ def test_recipe_001a_on_a_root_of_class_folders(tmp_path):
     assert res.summary["data"] == {"train": 8, "val": 2, "test": 2}
     assert res.splits.train.images.shape[1:] == (3, 48, 48)
     probs = np.load(res.run_dir / "predictions" / "test.npz")["probs"]
-    assert probs.shape[0] == 2 and probs.size == 2          # one sigmoid output per image: the binary head
+    assert probs.shape == (2, 1)                              # one sigmoid output per image: the binary head
     assert res.summary["final"]["test_acc"] is not None
 
 

@@ -28,8 +28,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # Folder name (case-insensitive) -> split it holds in a pre-split root.
 SPLIT_ROLES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
-__all__ = ["IMAGE_SUFFIXES", "SPLIT_ROLES", "FolderData", "FolderLayout", "decode_image", "detect_layout",
-           "list_images", "load_folder", "load_image_folder", "split_counts"]
+__all__ = ["IMAGE_SUFFIXES", "SPLIT_ROLES", "FolderData", "FolderLayout", "class_listing", "decode_checked",
+           "decode_image", "detect_layout", "list_images", "load_folder", "load_image_folder", "split_counts"]
 
 
 def _subdirs(folder: Path) -> list[str]:
@@ -43,9 +43,9 @@ def _images_under(folder: Path) -> list[str]:
     for here, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         rel = os.path.relpath(here, folder)
-        for f in files:
-            if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES:
-                found.append(f if rel == "." else f"{Path(rel).as_posix()}/{f}")
+        prefix = "" if rel == "." else Path(rel).as_posix() + "/"
+        found += [prefix + f for f in files
+                  if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES]
     return sorted(found)
 
 
@@ -54,19 +54,26 @@ def _loose_images(folder: Path) -> int:
     return sum(1 for e in os.scandir(folder) if e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
 
 
-def list_images(root: Path) -> tuple[list[str], list[list[Path]]]:
-    """Sorted class names (sub-folders of root) and each class's sorted image files (recursive)."""
+def class_listing(root: Path) -> tuple[list[str], list[list[str]]]:
+    """Sorted class names (sub-folders of root) and each class's sorted image files (recursive), as
+    POSIX paths relative to root ("cat/img_001.png"): strings, not Paths, which cost seconds at 100,000."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist; set data.root (or --data-dir) to a folder "
                         "with one sub-folder of images per class")
     classes = _subdirs(root)
-    files = [[root / c / rel for rel in _images_under(root / c)] for c in classes]
+    files = [[f"{c}/{rel}" for rel in _images_under(root / c)] for c in classes]
     empty = [c for c, f in zip(classes, files) if not f]
     if not classes or empty:
         raise DataError(f"image folder {root} needs one sub-folder of .jpg/.jpeg/.png images per class; "
                         f"{'no class folders found' if not classes else 'empty: ' + ', '.join(empty)}")
     return classes, files
+
+
+def list_images(root: Path) -> tuple[list[str], list[list[Path]]]:
+    """Sorted class names (sub-folders of root) and each class's sorted image files (recursive)."""
+    classes, files = class_listing(root)
+    return classes, [[Path(root) / rel for rel in fs] for fs in files]
 
 
 @dataclass
@@ -139,12 +146,12 @@ def split_counts(n: int, parts: list[float], cls: str) -> list[int]:
     return counts
 
 
-def decode_checked(root: Path, files: list[Path], image_size: int, bad_images: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images N x S x S x 3 uint8, ok N bool) of `files` (all under `root`, one cache file for
-    root). Unreadable files stop with their paths (bad_images "stop") or warn and get ok False."""
-    root = Path(root)
-    images, ok, _ = decode_folder(root, [p.relative_to(root).as_posix() for p in files], image_size)
-    bad = [str(p) for p, good in zip(files, ok.tolist()) if not good]
+def decode_checked(root: Path, rel_paths: list[str], image_size: int,
+                   bad_images: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images N x S x S x 3 uint8, ok N bool) of root/rel for each relative POSIX path (one cache
+    file for root). Unreadable files stop with their paths (bad_images "stop") or warn and get ok False."""
+    images, ok, _ = decode_folder(Path(root), rel_paths, image_size)
+    bad = [os.path.join(str(root), rel) for rel, good in zip(rel_paths, ok.tolist()) if not good]
     if bad:
         listing = "\n  ".join(bad)
         if bad_images == "stop":
@@ -164,11 +171,11 @@ def _take(images: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return images[keep]
 
 
-def _dataset(images: np.ndarray, labels: list[int], paths: list[Path], classes: list[str]) -> ArrayDataset:
+def _dataset(images: np.ndarray, labels: list[int], paths: list[str], classes: list[str]) -> ArrayDataset:
     """An ArrayDataset of N x H x W x 3 `images`; indices = positions 0..N-1 (the sorted usable files)."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     return ArrayDataset(x, torch.tensor(labels, dtype=torch.int64), list(classes), torch.arange(len(labels)),
-                        [str(p) for p in paths])
+                        list(paths))
 
 
 def _need_two_classes(classes: list[str], where: Path) -> None:
@@ -189,14 +196,15 @@ class FolderData:
 
 def _load_classes_root(root: Path, image_size: int, parts: list[float], seed: int,
                        bad_images: str) -> tuple[ArrayDataset, Optional[ArrayDataset], Optional[ArrayDataset]]:
-    classes, files = list_images(root)
+    classes, files = class_listing(root)
     _need_two_classes(classes, root)
-    flat = [p for fs in files for p in fs]
+    flat = [rel for fs in files for rel in fs]
     images, ok = decode_checked(root, flat, image_size, bad_images)
     flat_labels = [c for c, fs in enumerate(files) for _ in fs]
     keep = np.flatnonzero(ok)
     # Usable images in sorted order; an image's position here is its "idx" in reports.
-    full = _dataset(_take(images, keep), [flat_labels[i] for i in keep], [flat[i] for i in keep], classes)
+    full = _dataset(_take(images, keep), [flat_labels[i] for i in keep],
+                    [os.path.join(str(root), flat[i]) for i in keep], classes)
     labels = full.labels
     g = derived_generator(seed, "folder_split")
     chosen: list[list[torch.Tensor]] = [[], [], []]
@@ -218,30 +226,36 @@ def _load_classes_root(root: Path, image_size: int, parts: list[float], seed: in
 def _load_presplit(layout: FolderLayout, image_size: int,
                    bad_images: str) -> tuple[ArrayDataset, Optional[ArrayDataset], Optional[ArrayDataset]]:
     root = layout.root
-    classes, train_files = list_images(layout.splits["train"])
-    _need_two_classes(classes, layout.splits["train"])
-    parts: dict[str, tuple[list[Path], list[int]]] = {
-        "train": ([p for fs in train_files for p in fs], [c for c, fs in enumerate(train_files) for _ in fs])}
+    train_dir = layout.splits["train"]
+    classes, train_files = class_listing(train_dir)
+    _need_two_classes(classes, train_dir)
+    # role -> (paths relative to root, labels)
+    parts: dict[str, tuple[list[str], list[int]]] = {
+        "train": ([f"{train_dir.name}/{rel}" for fs in train_files for rel in fs],
+                  [c for c, fs in enumerate(train_files) for _ in fs])}
     for role in ("val", "test"):
         if role not in layout.splits:
             continue
         folder = layout.splits[role]
-        names, files = list_images(folder)
+        names, files = class_listing(folder)
         unknown = [n for n in names if n not in classes]
         if unknown:
             raise DataError(f"pre-split image folder {root}: {folder}/ has class folder(s) {', '.join(unknown)} that "
-                            f"{layout.splits['train']}/ does not have (its classes: {', '.join(classes)}); "
+                            f"{train_dir}/ does not have (its classes: {', '.join(classes)}); "
                             "rename or remove them, or add them to train/")
-        parts[role] = ([p for fs in files for p in fs], [classes.index(n) for n, fs in zip(names, files) for _ in fs])
-    flat = [p for files, _ in parts.values() for p in files]
+        label_of = {name: c for c, name in enumerate(classes)}
+        parts[role] = ([f"{folder.name}/{rel}" for fs in files for rel in fs],
+                       [label_of[n] for n, fs in zip(names, files) for _ in fs])
+    flat = [rel for rels, _ in parts.values() for rel in rels]
     images, ok = decode_checked(root, flat, image_size, bad_images)
     out: dict[str, Optional[ArrayDataset]] = {}
     start = 0
-    for role, (files, labels) in parts.items():
-        keep = start + np.flatnonzero(ok[start:start + len(files)])
-        rel = keep - start
-        out[role] = _dataset(_take(images, keep), [labels[i] for i in rel], [files[i] for i in rel], classes) if len(keep) else None
-        start += len(files)
+    for role, (rels, labels) in parts.items():
+        keep = start + np.flatnonzero(ok[start:start + len(rels)])
+        pos = keep - start
+        paths = [os.path.join(str(root), rels[i]) for i in pos]
+        out[role] = _dataset(_take(images, keep), [labels[i] for i in pos], paths, classes) if len(keep) else None
+        start += len(rels)
     if out["train"] is None:
         raise DataError(f"no readable training images in {layout.splits['train']}; check the files")
     return out["train"], out.get("val"), out.get("test")

@@ -15,6 +15,7 @@ archive is at TINY_IMAGENET_URL.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -106,20 +107,20 @@ def load_tiny_imagenet(folder: Path, image_size: int,
     if extra:
         raise DataError(f"{train_dir} has folder(s) {', '.join(extra[:5])} that wnids.txt does not list; "
                         "remove them or restore wnids.txt")
-    train_files: list[Path] = []
+    train_files: list[str] = []   # paths relative to the folder: strings are cheap at 100,000 files
     train_labels: list[int] = []
     for c, wnid in enumerate(wnids):
         d = train_dir / wnid
         files = _images_under(d) if d.is_dir() else []
         if not files:
             raise DataError(f"{d} has no images (expected {d}/images/*.JPEG); restore it from {TINY_IMAGENET_URL}")
-        train_files += [d / rel for rel in files]
+        train_files += [f"train/{wnid}/{rel}" for rel in files]
         train_labels += [c] * len(files)
 
     annotations = read_val_annotations(folder, wnids)
     val_images = folder / "val" / "images"
-    on_disk = sorted(p.name for p in val_images.iterdir()
-                     if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) if val_images.is_dir() else []
+    on_disk = sorted(e.name for e in os.scandir(val_images) if e.is_file() and not e.name.startswith(".")
+                     and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES) if val_images.is_dir() else []
     missing = sorted(set(annotations) - set(on_disk))
     if missing:
         raise DataError(f"{len(missing)} image(s) of val_annotations.txt are missing from {val_images}, e.g. "
@@ -129,7 +130,7 @@ def load_tiny_imagenet(folder: Path, image_size: int,
         raise DataError(f"{val_images / unlabelled[0]} (and {len(unlabelled) - 1} more) has no line in "
                         f"{folder / 'val' / 'val_annotations.txt'}; remove it or restore the file")
     index = {w: c for c, w in enumerate(wnids)}
-    test_files = [val_images / f for f in on_disk]
+    test_files = [f"val/images/{f}" for f in on_disk]
     test_labels = [index[annotations[f]] for f in on_disk]
 
     # One decode (and one cache file) for both splits.
@@ -140,5 +141,6 @@ def load_tiny_imagenet(folder: Path, image_size: int,
         rel = keep - start
         if not len(keep):
             raise DataError(f"no readable images in {train_dir if start == 0 else val_images}")
-        out.append(_dataset(_take(images, keep), [labels[i] for i in rel], [files[i] for i in rel], classes))
+        out.append(_dataset(_take(images, keep), [labels[i] for i in rel], [os.path.join(str(folder), files[i]) for i in rel],
+                            classes))
     return out[0], out[1]
