@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-ACTIVATIONS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "identity")
+ACTIVATIONS = ("relu", "relu6", "elu", "gelu", "silu", "sigmoid", "tanh", "identity")
 
 
 def make_activation(name: str | None) -> nn.Module:
@@ -13,6 +13,8 @@ def make_activation(name: str | None) -> nn.Module:
         return nn.ReLU(inplace=False)
     if key == "relu6":
         return nn.ReLU6()
+    if key == "elu":   # Keras' "elu" (alpha 1.0), used by report 003-a's network
+        return nn.ELU(alpha=1.0)
     if key == "gelu":
         return nn.GELU()
     if key in ("silu", "swish"):
