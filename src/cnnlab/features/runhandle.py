@@ -45,6 +45,11 @@ def _has_split(run: Any, split: str) -> bool:
         return False
 
 
+def available_splits(run: Any) -> list[str]:
+    """The splits the run has, in train/val/test order."""
+    return [s for s in SPLITS if _has_split(run, s)]
+
+
 def run_classes(run: Any) -> list[str]:
     """Class names in label order: ``run.classes``, else ``run.splits.classes``."""
     classes = getattr(run, "classes", None)
@@ -80,5 +85,5 @@ def eval_batch_size(run: Any, default: int = 256) -> int:
     return int(getattr(getattr(run, "config", None), "eval_batch_size", None) or default)
 
 
-__all__ = ["SPLITS", "WEIGHTS", "eval_batch_size", "input_shape", "run_classes", "run_folder", "split_dataset",
+__all__ = ["SPLITS", "WEIGHTS", "available_splits", "eval_batch_size", "input_shape", "run_classes", "run_folder", "split_dataset",
            "weights_file"]
