@@ -38,7 +38,8 @@ def test_features_are_saved_with_labels_and_indices_and_reused(run_dir):
     assert first.computed and first.path == path and path.is_file()
     test = run.splits.test
     with np.load(path) as saved:
-        assert saved["features"].dtype == np.float32 and saved["features"].shape == (len(test), 4 * 8 * 8)  # 4 filters, 8 x 8 after pooling
+        # the tiny model's 4 filters, 8 x 8 after pooling
+        assert saved["features"].dtype == np.float32 and saved["features"].shape == (len(test), 4 * 8 * 8)
         np.testing.assert_array_equal(saved["labels"], test.labels.numpy())
         np.testing.assert_array_equal(saved["indices"], test.indices.numpy())
     mtime = path.stat().st_mtime_ns

@@ -72,3 +72,14 @@ def test_a_bad_train_subset_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit):
         parse("probe", "run", "--layer", "x", "--train-subset", "ten")
     assert "'ten' is not a number of images or 'all'" in capsys.readouterr().err
+
+
+def test_presets_fill_what_was_not_given():
+    from cnnlab.probe_cli import probe_spec
+
+    spec = probe_spec(parse("probe", "run", "--preset", "002-b", "--layer", "fc1", "--logreg"))
+    assert (spec.layers, spec.svm, spec.tsne, spec.logreg, spec.ks) == (["fc1"], True, True, True, [])
+    assert (spec.fit_split, spec.score_splits, spec.first, spec.holdout) == ("test", ["test"], 5000, 0.2)
+    spec = probe_spec(parse("probe", "run", "--preset", "000-d", "--knn", "5", "--train-subset", "all"))
+    assert (spec.layers, spec.ks, spec.train_subsets) == (["pre_logits"], [5], [None])
+    assert probe_spec(parse("probe", "run", "--preset", "004-f")).score_splits == ["train", "test"]

@@ -196,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--format", default="md", choices=["md", "csv", "html"])
     cmp_.add_argument("--curves", default=None, help="also write overlaid curves to this PNG")
     cmp_.set_defaults(func=_cmd_compare)
+
+    # Commands of the packages above training, each registered by its own module.
+    from cnnlab.probe_cli import register as register_probe
+
+    register_probe(sub)
     return p
 
 

@@ -85,7 +85,8 @@ def _read(path: Path, key: dict[str, Any]) -> FeatureSet | None:
 def _write(path: Path, key: dict[str, Any], features: np.ndarray, labels: np.ndarray, indices: np.ndarray) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a bare name
-            np.savez(fh, features=features, labels=labels, indices=indices, key=np.array(json.dumps(key, sort_keys=True)))
+            np.savez(fh, features=features, labels=labels, indices=indices,
+                     key=np.array(json.dumps(key, sort_keys=True)))
 
     write_atomically(path, write)
 

@@ -151,7 +151,9 @@ def format_layers(layers: list[LayerInfo]) -> str:
     rows = [[layer.name, layer.kind, " x ".join(str(d) for d in layer.shape), f"{layer.dim:,}"] for layer in layers]
     header = ["layer", "type", "output shape", "D"]
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    line = lambda r: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    def line(r: list[str]) -> str:  # names left-aligned, numbers right-aligned
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 

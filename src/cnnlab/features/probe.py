@@ -60,15 +60,13 @@ class ProbeSpec:
 
 
 def with_preset(spec: ProbeSpec, preset: Optional[str], explicit: set[str]) -> ProbeSpec:
-    """``spec`` with the preset's values for every field not in ``explicit`` (the ones the user gave)."""
+    """``spec`` with the preset's values for every field not in ``explicit`` (the ones the user gave):
+    options override the preset, and method flags (--svm, --tsne...) add to its methods."""
     if preset is None:
         return spec
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     values = {k: v for k, v in PRESETS[preset].items() if k not in explicit}
-    # A preset's methods apply only when the user chose none.
-    if explicit & {"ks", "svm", "logreg", "tsne"}:
-        values = {k: v for k, v in values.items() if k not in ("ks", "svm", "logreg", "tsne")}
     return replace(spec, preset=preset, **values)
 
 

@@ -85,5 +85,6 @@ def eval_batch_size(run: Any, default: int = 256) -> int:
     return int(getattr(getattr(run, "config", None), "eval_batch_size", None) or default)
 
 
-__all__ = ["SPLITS", "WEIGHTS", "available_splits", "eval_batch_size", "input_shape", "run_classes", "run_folder", "split_dataset",
+__all__ = ["SPLITS", "WEIGHTS", "available_splits", "eval_batch_size", "input_shape", "run_classes", "run_folder",
+           "split_dataset",
            "weights_file"]

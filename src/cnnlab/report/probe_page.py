@@ -88,11 +88,12 @@ def tsne_figure(layer_map: LayerMap, classes: list[str], title: str = "") -> Mpl
     fig = new_figure(6.5, 5.5)
     ax = fig.subplots()
     cmap = colormaps["tab10" if len(classes) <= 10 else "tab20" if len(classes) <= 20 else "turbo"]
+    size = min(30.0, max(4.0, 4000.0 / max(1, len(labels))))  # points² per dot: small when thousands overlap
     for c, name in enumerate(classes):
         mask = labels == c
         if mask.any():
             color = cmap(c if len(classes) <= 20 else c / max(1, len(classes) - 1))
-            ax.scatter(points[mask, 0], points[mask, 1], s=6, color=color, label=name, alpha=0.8, linewidths=0)
+            ax.scatter(points[mask, 0], points[mask, 1], s=size, color=color, label=name, alpha=0.8, linewidths=0)
     ax.set_xticks([])
     ax.set_yticks([])
     if len(classes) <= LEGEND_MAX_CLASSES:
@@ -113,7 +114,8 @@ def _setup(result: ProbeResult, run_name: str) -> Section:
     spec = result.spec
     dims = {row.layer: row.dim for row in result.rows}
     pairs = [("run", run_name), ("preset", spec.preset or fmt.ABSENT),
-             ("layers", ", ".join(f"{layer} (D = {dims[layer]:,})" if layer in dims else layer for layer in spec.layers)),
+             ("layers", ", ".join(f"{layer} (D = {dims[layer]:,})" if layer in dims else layer
+                                  for layer in spec.layers)),
              ("fit split", spec.fit_split + (f", first {spec.first:,} images" if spec.first else "")),
              ("scored on", f"{100 * spec.holdout:g}% of those held out (stratified)" if spec.holdout is not None
               else ", ".join(spec.score_splits)),

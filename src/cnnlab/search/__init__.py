@@ -1,0 +1,9 @@
+"""Sweeps and searches: many whole experiments, each an ordinary run folder (layer 9).
+
+    cnnlab sweep recipes/002-a-sweep.yaml              # a grid of runs, resumable (sweep.py)
+    cnnlab search recipes/search/cifar10-50k.yaml --trials 50   # Optuna over a declared space (study.py)
+
+Only the CLI imports this package; it imports pipeline, report, runs, train, models and data.
+Optuna is imported by the modules that need it (study.py, objective.py), not here, so
+``import cnnlab.search`` stays cheap.
+"""
