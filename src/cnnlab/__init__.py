@@ -30,8 +30,12 @@ def __getattr__(name: str):
         from cnnlab.models import summary
 
         return summary
+    if name == "load_run":
+        from cnnlab.runs import load_run
+
+        return load_run
     raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
 
 
 __all__ = ["load_experiment", "run_experiment", "ExperimentConfig", "RunResult", "TrainingDiverged", "create_model",
-           "list_models", "count_params", "summary", "__version__"]
+           "list_models", "count_params", "summary", "load_run", "__version__"]

@@ -28,10 +28,12 @@ class ReportWriter(Callback):
     def __init__(self, report: bool = True, log: Callable[[str], None] = print):
         self.report, self.log = report, log
         self.run_dir: Optional[Path] = None
+        self.model = None
         self.rows: list[dict] = []
 
     def on_train_begin(self, logs: dict) -> None:
         self.run_dir = Path(logs["run_dir"])
+        self.model = logs.get("model")  # the weights that are saved and evaluated (EMA's when on)
 
     def on_train_end(self, logs: dict) -> None:
         from cnnlab.report.curves import plot_curves
@@ -54,9 +56,28 @@ class ReportWriter(Callback):
             images = {name: getattr(splits, name).images.numpy() for name in ("train", "val", "test")
                       if getattr(splits, name) is not None}
         try:
-            write_run_report(run_dir, images=images)
+            write_run_report(run_dir, images=images, extra_sections=self._gradcam(run_dir, splits))
         except Exception as err:  # noqa: BLE001
             self.log(f"warning: could not write the report: {err}; retry with: cnnlab report {run_dir}")
+
+    def _gradcam(self, run_dir: Path, splits) -> list:
+        """Grad-CAM over the most confident wrong test images, or [] (said in the log) when it cannot
+        be made: the report goes out without it rather than not at all."""
+        test = getattr(splits, "test", None) if splits is not None else None
+        if self.model is None or test is None:
+            return []
+        try:
+            from cnnlab.explain.report_section import gradcam_section, saved_normalizer
+            from cnnlab.runfolder import read_predictions
+
+            predictions = read_predictions(run_dir).get("test")
+            if predictions is None:
+                return []
+            return [gradcam_section(self.model, saved_normalizer(run_dir), test.images, predictions.probs,
+                                    predictions.labels, list(splits.classes), predictions.indices)]
+        except Exception as err:  # noqa: BLE001 (the report is worth more than this one section)
+            self.log(f"warning: no Grad-CAM section in the report: {err}")
+            return []
 
 
 def train_sources(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Optional[str] = None,

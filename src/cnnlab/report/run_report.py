@@ -289,9 +289,17 @@ def build_sections(run: RunData, images: Mapping[str, Any] | None = None) -> lis
 
 
 def render_run_report(run: RunData, images: Mapping[str, Any] | None = None,
-                      back_link: tuple[str, str] | None = None) -> RenderedReport:
-    """Render the report of a loaded run without writing anything (``back_link``: see ``render_html``)."""
+                      back_link: tuple[str, str] | None = None,
+                      extra_sections: list[Section] | None = None) -> RenderedReport:
+    """Render the report of a loaded run without writing anything (``back_link``: see ``render_html``).
+
+    ``extra_sections`` (made by higher layers, e.g. the pipeline's Grad-CAM of the worst mistakes)
+    go right after the best and worst examples, or at the end when the page has none.
+    """
     sections = build_sections(run, images)
+    if extra_sections:
+        at = next((i + 1 for i, s in enumerate(sections) if s.title == "Best and worst examples"), len(sections))
+        sections[at:at] = list(extra_sections)
     notes = list(run.missing) + list(run.warnings)
     if run.predictions and not any(name.startswith("examples_") for name in figures_of(sections)):
         notes.append("images (none passed: example tables only, no example grids)")
@@ -300,18 +308,20 @@ def render_run_report(run: RunData, images: Mapping[str, Any] | None = None,
                           markdown=render_markdown(title, sections, notes), figures=figures_of(sections))
 
 
-def write_run_report(run_dir: Path, images: dict[str, np.ndarray] | None = None) -> tuple[Path, Path]:
+def write_run_report(run_dir: Path, images: dict[str, np.ndarray] | None = None,
+                     extra_sections: list[Section] | None = None) -> tuple[Path, Path]:
     """Write ``run_dir/report.html`` (self-contained) and ``run_dir/report.md`` with PNGs in ``run_dir/figures/``.
 
     ``images`` maps a split name ("test", "val", "train") to that split's uint8 N x C x H x W
     images (numpy or torch) in the order of its predictions (row i of predictions/<split>.npz
     is images[i]); without it the examples are tables only (or reuse grids an earlier report
-    drew from the same predictions). Missing parts of the run are listed at the top of the
+    drew from the same predictions). ``extra_sections`` are added to the page (see
+    ``render_run_report``). Missing parts of the run are listed at the top of the
     report. Every file is written atomically; stale figures of an earlier report are removed.
     Returns (html_path, md_path).
     """
     run_dir = Path(run_dir)
-    report = render_run_report(load_run_data(run_dir), images)
+    report = render_run_report(load_run_data(run_dir), images, extra_sections=extra_sections)
     figures_dir = run_dir / "figures"
     figures_dir.mkdir(exist_ok=True)
     for name, png in report.figures.items():
