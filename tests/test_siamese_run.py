@@ -110,3 +110,16 @@ def test_the_page_refuses_a_classification_run(tiny_cifar, tmp_path):
     (run / "config.yaml").write_text("name: plain\nmodel: {name: cnn004}\n")
     with pytest.raises(ValueError, match="is not a siamese run"):
         write_siamese_report(run, data_dir=str(tiny_cifar))
+
+
+def test_cnnlab_train_writes_the_siamese_page_with_the_report(tiny_cifar, tmp_path):
+    # the whole-experiment path (`cnnlab train`) adds siamese.html beside report.html for siamese runs
+    from cnnlab.pipeline import run_experiment
+
+    logged = []
+    result = run_experiment(cfg_of(**{"stages": "[{steps: 12}]"}), runs_dir=tmp_path, data_dir=str(tiny_cifar),
+                            quiet=True, log=logged.append)
+    assert result.status == "completed"
+    assert (result.run_dir / "report.html").is_file(), logged
+    assert (result.run_dir / "siamese.html").is_file(), logged
+    assert json.loads((result.run_dir / "siamese.json").read_text())["accuracies"]["nearest_centroid"] > 0.3

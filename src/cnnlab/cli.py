@@ -198,9 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.set_defaults(func=_cmd_compare)
 
     # Commands of the packages above training, each registered by its own module.
+    from cnnlab.explain.cli import register as register_explain
+    from cnnlab.predict_cli import register as register_predict
     from cnnlab.probe_cli import register as register_probe
+    from cnnlab.search.cli import register as register_search
 
     register_probe(sub)
+    register_explain(sub)
+    register_search(sub)
+    register_predict(sub)
     return p
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
+import cnnlab.siamese  # noqa: F401  (registers the "siamese" task, so its recipes run from here)
 from cnnlab.train.callbacks import Callback
 from cnnlab.train.experiment import ExperimentConfig
 from cnnlab.train.loop import RunResult, train
@@ -59,6 +60,23 @@ class ReportWriter(Callback):
             write_run_report(run_dir, images=images, extra_sections=self._gradcam(run_dir, splits))
         except Exception as err:  # noqa: BLE001
             self.log(f"warning: could not write the report: {err}; retry with: cnnlab report {run_dir}")
+        if self._task_name(run_dir) == "siamese":
+            try:
+                from cnnlab.report.siamese_page import write_siamese_report
+
+                write_siamese_report(run_dir, splits=splits, log=self.log)
+            except Exception as err:  # noqa: BLE001 (the run and its main report are saved)
+                self.log(f"warning: could not write siamese.html: {err}")
+
+    @staticmethod
+    def _task_name(run_dir: Path) -> str:
+        from cnnlab.runfolder import RunFolderError, read_config_dict
+
+        try:
+            task = read_config_dict(run_dir).get("task") or {}
+        except RunFolderError:
+            return "classification"
+        return task.get("name", "classification") if isinstance(task, dict) else "classification"
 
     def _gradcam(self, run_dir: Path, splits) -> list:
         """Grad-CAM over the most confident wrong test images, or [] (said in the log) when it cannot
