@@ -60,3 +60,24 @@ def cnnlab_cmd(*args: str) -> list[str]:
 
 def run_cli(*args: str, env=None, timeout: float = 120, cwd=REPO) -> subprocess.CompletedProcess:
     return subprocess.run(cnnlab_cmd(*args), capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
+
+
+class StopAt:
+    """A callback that sends this process Ctrl-C (SIGINT) at a chosen global step, counted from
+    the run's start: an interrupt at an exact step, for the resume tests."""
+
+    def __init__(self, at: int):
+        self.at, self.seen = at, 0
+
+    def on_train_begin(self, logs): ...
+    def on_epoch_begin(self, epoch, logs): ...
+    def on_epoch_end(self, epoch, logs): ...
+    def on_train_end(self, logs): ...
+
+    def on_batch_end(self, step, logs):
+        import os
+        import signal
+
+        self.seen += 1
+        if self.seen == self.at:
+            os.kill(os.getpid(), signal.SIGINT)

@@ -71,3 +71,19 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, proc: s
             raise AssertionError(f"the process ended (rc {proc.returncode}) before {what}:\n{proc.stdout.read()[-3000:]}")
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def sigkill_when(cwd: Path, pattern: str, what: str, *command: str) -> Path:
+    """Start `cnnlab COMMAND` in the background, SIGKILL it as soon as a file matching `pattern`
+    (a glob under `cwd`, e.g. a run's first checkpoint) exists, and return that file."""
+    import signal
+
+    proc = cli_background(*command, cwd=cwd)
+    try:
+        found = wait_for(lambda: next(cwd.glob(pattern), None), 120, what, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+        proc.stdout.close()
+    return found

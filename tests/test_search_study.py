@@ -1,7 +1,6 @@
 """`cnnlab search` on tiny generated data: limits before training, per-epoch pruning, SQLite resume."""
 from __future__ import annotations
 
-import signal
 
 import optuna
 from optuna.trial import TrialState
@@ -10,7 +9,7 @@ from cnnlab.runfolder import find_runs, read_metrics, read_summary
 from cnnlab.search.runner import run_search, study_folder
 from cnnlab.search.space import load_space
 from cnnlab.search.study import default_storage, make_storage, open_study
-from test_search_helpers import cli, cli_background, tiny_space, wait_for
+from test_search_helpers import cli, sigkill_when, tiny_space
 
 LONG_EPOCHS = 10   # the killed trial's length: time enough to SIGKILL it between two checkpoints
 
@@ -80,15 +79,8 @@ def test_the_pruner_stops_a_trial_that_falls_behind(tmp_path, tiny_cifar):
 def test_a_killed_sqlite_study_resumes_its_running_trial(tmp_path, tiny_cifar):
     space = tiny_space(tmp_path / "space.yaml", base={"epochs": LONG_EPOCHS})
     command = ("search", str(space), "--trials", "1", "--data-dir", str(tiny_cifar), "--runs-dir", "runs")
-    proc = cli_background(*command, cwd=tmp_path)
-    try:
-        last = wait_for(lambda: next((tmp_path / "runs").glob("search-tiny/trials/*/checkpoints/last.pt"), None), 120,
-                        "the trial's first checkpoint", proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        proc.kill()
-        proc.stdout.close()
+    last = sigkill_when(tmp_path, "runs/search-tiny/trials/*/checkpoints/last.pt", "the trial's first checkpoint",
+                        *command)
     run_dir = last.parents[1]
     assert read_summary(run_dir) is None, "the trial finished before the kill: the test proved nothing"
     study_dir = tmp_path / "runs" / "search-tiny"

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
-import signal
 
 import yaml
 
@@ -12,7 +11,7 @@ from cnnlab.runfolder import find_runs, read_metrics, read_summary
 from cnnlab.search.cli import register
 from cnnlab.search.sweep import run_sweep
 from cnnlab.search.sweep_folder import plan_sweep
-from test_search_helpers import cli, cli_background, tiny_experiment, wait_for
+from test_search_helpers import cli, sigkill_when, tiny_experiment
 
 LONG_EPOCHS = 12   # the second point's length: time enough to SIGKILL it between two checkpoints
 
@@ -29,15 +28,8 @@ def test_a_killed_sweep_skips_finished_points_and_resumes_the_interrupted_run(tm
     exp = tiny_experiment(tmp_path / "exp.yaml")
     command = ("sweep", str(exp), "--grid", f"epochs=1,{LONG_EPOCHS}", "--grid", "optimizer.lr=0.01",
                "--data-dir", str(tiny_cifar), "--runs-dir", "runs", "-q", "--no-report")
-    proc = cli_background(*command, cwd=tmp_path)
-    try:
-        last = wait_for(lambda: next((tmp_path / "runs").glob("sweep-tiny-*/p01/*/checkpoints/last.pt"), None), 120,
-                        "the second point's first checkpoint", proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        proc.kill()
-        proc.stdout.close()
+    last = sigkill_when(tmp_path, "runs/sweep-tiny-*/p01/*/checkpoints/last.pt", "the second point's first checkpoint",
+                        *command)
     sweep_dir = last.parents[3]
     killed_run = last.parents[1]
     assert read_summary(killed_run) is None, "the run finished before the kill: the test proved nothing"

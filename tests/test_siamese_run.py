@@ -4,8 +4,6 @@ Tiny runs: the learnable 180-image CIFAR of engine_helpers, batch 16 (12 steps a
 the small cnn004 network as the twin's body (convnet002's 5x5 convs cost seconds a step here).
 """
 import json
-import os
-import signal
 
 import pytest
 import torch
@@ -15,7 +13,7 @@ import cnnlab.siamese  # noqa: F401  (registers the task)
 from cnnlab.train.experiment import load_experiment
 from cnnlab.train.loop import train
 
-from engine_helpers import REPO, tiny_overrides
+from engine_helpers import REPO, StopAt, tiny_overrides
 
 RECIPE = REPO / "recipes" / "002-c-full-random.yaml"
 TINY = {"model.name": "cnn004", "model.kwargs": "{}", "model.init": "default", "task.embed_from": "features",
@@ -28,23 +26,6 @@ def cfg_of(**extra):
 
 def quiet_train(cfg, runs, data, **kwargs):
     return train(cfg, runs_dir=runs, data_dir=str(data), quiet=True, log=lambda s: None, **kwargs)
-
-
-class StopAt:
-    """Ctrl-C at a chosen global step (counted from the run's start)."""
-
-    def __init__(self, at: int):
-        self.at, self.seen = at, 0
-
-    def on_train_begin(self, logs): ...
-    def on_epoch_begin(self, epoch, logs): ...
-    def on_epoch_end(self, epoch, logs): ...
-    def on_train_end(self, logs): ...
-
-    def on_batch_end(self, step, logs):
-        self.seen += 1
-        if self.seen == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 @pytest.fixture(scope="module")

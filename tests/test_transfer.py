@@ -13,7 +13,7 @@ from cnnlab.train.optim import set_lr
 from cnnlab.train.options import OptimizerConfig, StageConfig
 from cnnlab.train.sources import SourceMissing
 from cnnlab.train.stages import plan_stages, stage_at, stage_counts, stage_optimizer, apply_trainable
-from engine_helpers import REPO, tiny_overrides
+from engine_helpers import REPO, StopAt, tiny_overrides
 
 
 def cfg_of(*extra, **kw):
@@ -86,26 +86,6 @@ def test_a_new_head_is_declared_and_sized_from_the_data(tiny_cifar, tmp_path, so
     assert second["params"]["trainable"] > first["params"]["trainable"]
     rows = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in rows] == ["stage 1", "stage 2"] and rows[1]["lr"] < rows[0]["lr"]
-
-
-class StopAt:
-    """Ctrl-C at a chosen global step (counted from the run's start)."""
-
-    def __init__(self, at: int):
-        self.at, self.seen = at, 0
-
-    def on_train_begin(self, logs): ...
-    def on_epoch_begin(self, epoch, logs): ...
-    def on_epoch_end(self, epoch, logs): ...
-    def on_train_end(self, logs): ...
-
-    def on_batch_end(self, step, logs):
-        self.seen += 1
-        if self.seen == self.at:
-            import os
-            import signal
-
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 @pytest.mark.parametrize("stop_at", [5, 7])   # the last step of stage 1, and inside stage 2

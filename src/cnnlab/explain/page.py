@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.atomic import write_bytes_atomically, write_text_atomically
+from cnnlab.atomic import write_text_atomically
 from cnnlab.explain.ascent import AscentSettings, visualize_filters
 from cnnlab.explain.attributions import IG_STEPS, integrated_gradients, saliency
 from cnnlab.explain.cam import grad_cam
@@ -24,7 +24,7 @@ from cnnlab.explain.layers import conv_layers, default_layers, resolve_layer
 from cnnlab.explain.source import ExplainInput
 from cnnlab.models.receptive import trace_geometry
 from cnnlab.report._figures import figure_to_png_bytes
-from cnnlab.report.blocks import Figure, Paragraph, Section, Table, figures_of, render_html, render_markdown
+from cnnlab.report.blocks import Figure, Paragraph, Section, Table, render_html, render_markdown, write_figures
 from cnnlab.train.losses import probabilities
 
 PAGE = "explain.html"
@@ -168,13 +168,7 @@ def write_page(out_dir: Path, title: str, sections: list[Section]) -> Path:
     """explain.html (self-contained), explain.md and figures/*.png in ``out_dir``, each written
     atomically; PNGs of an earlier page that this one lacks are removed. Returns the HTML path."""
     out_dir = Path(out_dir)
-    figures = figures_of(sections)
-    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
-    for name, png in figures.items():
-        write_bytes_atomically(out_dir / "figures" / name, png)
-    for stale in (out_dir / "figures").glob("*.png"):
-        if stale.name not in figures:
-            stale.unlink()
+    write_figures(out_dir / "figures", sections)
     write_text_atomically(out_dir / "explain.md", render_markdown(title, sections))
     return write_text_atomically(out_dir / PAGE, render_html(title, sections))
 

@@ -232,3 +232,20 @@ def render_markdown(title: str, sections: list[Section], notes: list[str] | None
 def figures_of(sections: list[Section]) -> dict[str, bytes]:
     """All figures of ``sections`` by file name."""
     return {b.name: b.png for s in sections for b in s.blocks if isinstance(b, Figure)}
+
+
+def write_figures(folder, sections: list[Section]) -> None:
+    """Write every figure of ``sections`` into ``folder`` (atomically) and remove the PNGs an earlier
+    page left there that this one lacks, so a page never links a stale image."""
+    from pathlib import Path
+
+    from cnnlab.atomic import write_bytes_atomically
+
+    folder = Path(folder)
+    figures = figures_of(sections)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, png in figures.items():
+        write_bytes_atomically(folder / name, png)
+    for stale in folder.glob("*.png"):
+        if stale.name not in figures:
+            stale.unlink()
