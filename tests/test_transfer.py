@@ -95,6 +95,8 @@ def test_stages_switch_at_their_step_and_resume_across_the_boundary(tiny_cifar, 
     cfg = cfg_of(f"model.pretrained={source_run}", stages, "schedule.name=cosine")
     ref = train(cfg, runs_dir=tmp_path / "ref", data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
     assert ref.summary["epochs"] == 3   # 5 + 24 steps at 12 an epoch
+    # exactly the 29 steps asked for: the third epoch is a partial one of 5 steps
+    assert torch.load(ref.run_dir / "checkpoints" / "last.pt", weights_only=True)["state"]["global_step"] == 29
     first = train(cfg, runs_dir=tmp_path / "cut", data_dir=str(tiny_cifar), quiet=True, log=lambda s: None,
                   callbacks=[StopAt(stop_at)])
     assert first.status == "interrupted"

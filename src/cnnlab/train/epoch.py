@@ -105,8 +105,11 @@ def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop:
                       "seen": seen, "seconds": seconds_before + time.perf_counter() - t0}
 
     set_train_mode(model, cfg.model.frozen_bn)
+    # A plan that ends mid-epoch (a last stage of `steps: 50000` at 352 steps an epoch) ends there:
+    # its last epoch is a partial one, so the run takes exactly the steps it was asked for.
+    end = min(engine.steps_per_epoch, state.step_in_epoch + max(0, engine.plan[-1].end_step - state.global_step))
     outcome = "done"
-    for step in range(state.step_in_epoch, engine.steps_per_epoch):
+    for step in range(state.step_in_epoch, end):
         stage = stage_at(engine.plan, state.global_step)
         if stage.index != engine.stage_index:
             engine.enter_stage(stage)
@@ -142,7 +145,7 @@ def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop:
         seen += n
         for cb in callbacks:
             cb.on_batch_end(step, {"loss_sum": loss_sum, "correct": correct, "seen": seen, "lr": lr})
-        if should_stop() and state.step_in_epoch < engine.steps_per_epoch:
+        if should_stop() and state.step_in_epoch < end:
             outcome = "interrupted"
             break
     save_sums()
