@@ -172,3 +172,21 @@ def test_class_names_are_escaped_in_markdown_and_html(real: RealRuns, tmp_path: 
     assert "alert(1)</script>" not in page and page.count("<script>") == 1  # only the page's own sort script
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<td>a|b</td>" in page
     assert json.loads((run_dir / "summary.json").read_text())["classes"] == HOSTILE
+
+
+def test_time_to_validation_accuracy_comes_from_the_runs_own_rows(real: RealRuns, tmp_path: Path) -> None:
+    from cnnlab.evaluate.milestones import time_to_accuracy
+    from cnnlab.report._format import duration, percent
+    from cnnlab.runfolder import read_metrics
+
+    run_dir = copy_run(real.base, tmp_path)
+    rows = read_metrics(run_dir)
+    marks = [m for m in time_to_accuracy(rows) if m.epoch]
+    page = write_run_report(run_dir)[1].read_text(encoding="utf-8")
+    if not marks:   # the tiny run reached no milestone: the table is left out, not filled with blanks
+        assert "Time to validation accuracy" not in page
+        return
+    assert "Time to validation accuracy" in page
+    first = marks[0]
+    expected = sum(r["seconds"] for r in rows if r["epoch"] <= first.epoch)
+    assert f"| {percent(first.accuracy, 0)} | {first.epoch} | {duration(expected)} |" in page

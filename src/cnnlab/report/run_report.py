@@ -13,6 +13,7 @@ from PIL import Image as PILImage
 from cnnlab.evaluate._inputs import PredictionFormatError
 from cnnlab.evaluate.examples import EXAMPLE_COLUMNS, GROUP_TITLES, example_groups
 from cnnlab.evaluate.metrics import classification_metrics, format_confused_pair, most_confused_pairs
+from cnnlab.evaluate.milestones import time_to_accuracy
 from cnnlab.report import _format as fmt
 from cnnlab.atomic import write_bytes_atomically, write_text_atomically
 from cnnlab.report._figures import figure_to_png_bytes
@@ -257,7 +258,19 @@ def _timing_and_params(run: RunData) -> Section:
         ("trainable", fmt.integer(params.get("trainable"))),
         ("non-trainable", fmt.integer(params.get("non_trainable"))),
         ("torch total", fmt.integer(params.get("torch_total"))),
-    ])])
+    ]), *_milestones(run)])
+
+
+def _milestones(run: RunData) -> list:
+    """Training time to each validation-accuracy milestone, or nothing for a run without val_acc."""
+    marks = time_to_accuracy(run.metrics)
+    if not any(m.epoch for m in marks):
+        return []
+    rows = [[fmt.percent(m.accuracy, 0), str(m.epoch) if m.epoch else "not reached",
+             fmt.duration(m.seconds) if m.epoch else ""] for m in marks]
+    return [Paragraph("Time to validation accuracy: training time (steps only) up to the end of the first epoch "
+                      "at or above each milestone."),
+            Table(headers=["val accuracy", "epoch", "training time"], rows=rows)]
 
 
 def _text_section(title: str, text: str | None, absent: str) -> Section:
