@@ -155,6 +155,19 @@ def test_summarize_leaves_out_disturbed_runs_only_when_a_clean_one_exists() -> N
     assert "| plain PyTorch loop | 200 | 50*, 200 |" in table and "left out of the mean" in table
 
 
+def test_per_round_ratios_pair_each_round_and_skip_disturbed_ones() -> None:
+    def rec(framework, speed, rnd, other=0.01):
+        return {**_record(framework, speed, other_cores=other), "round": rnd}
+
+    # the machine is twice as fast in round 2, cnnlab is 0.9x the baseline in both: the pairs say 0.9
+    records = [rec("plain_torch", 100, 1), rec("cnnlab", 90, 1), rec("cnnlab", 180, 2), rec("plain_torch", 200, 2),
+               rec("plain_torch", 100, 3), rec("cnnlab", 10, 3, other=0.9)]
+    rows = summarize(records, ["plain_torch", "cnnlab"])
+    cnnlab_row = rows[1]
+    assert cnnlab_row["round_ratios"] == [0.9, 0.9] and cnnlab_row["round_ratio_median"] == 0.9
+    assert "| 0.90x (0.90-0.90, 2 rounds) |" in format_table(rows)
+
+
 def test_plain_torch_model_matches_the_keras_parameter_count() -> None:
     from plain_torch_004a import build_model_004a, count_params
 
