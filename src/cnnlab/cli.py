@@ -19,11 +19,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.nproc < 1:
         raise ValueError(f"--nproc must be >= 1, got {args.nproc}")
     if args.nproc > 1:
+        from cnnlab.train.distributed import check_divisible, env_world_size
         from cnnlab.train.launch import run_under_torchrun, without_option
-        from cnnlab.train.distributed import env_world_size
+        from cnnlab.train.resume import read_run_config
 
         if env_world_size() > 1:
             raise ValueError("--nproc starts torchrun itself; under torchrun, leave --nproc out")
+        # A config that cannot split over the ranks fails here, before N processes start.
+        if args.resume or args.experiment:
+            check_divisible((read_run_config(Path(args.resume)) if args.resume
+                             else load_experiment(args.experiment, args.override)).batch_size, args.nproc)
         return run_under_torchrun(args.nproc, without_option(args.argv, "--nproc"))
     ddp = {"ddp_timeout": args.ddp_timeout}
     if args.resume:

@@ -260,14 +260,18 @@ def check_batch_split(batch_size: int, n_train: int, steps: int, world: World) -
     kept partial last batch must leave no rank empty."""
     if not world.enabled:
         return
-    if batch_size % world.size:
-        raise ValueError(f"batch_size={batch_size} is the global batch and must divide evenly over the "
-                         f"{world.size} ranks; use a multiple of {world.size} (e.g. "
-                         f"{batch_size - batch_size % world.size or world.size}) or another --nproc")
+    check_divisible(batch_size, world.size)
     rest = n_train - (steps - 1) * batch_size
     if rest < world.size:
         raise ValueError(f"the last batch of each epoch holds {rest} image(s), fewer than the {world.size} ranks; "
                          f"set drop_last: true or change batch_size")
+
+
+def check_divisible(batch_size: int, world_size: int) -> None:
+    if batch_size % world_size:
+        raise ValueError(f"batch_size={batch_size} is the global batch and must divide evenly over the "
+                         f"{world_size} ranks; use a multiple of {world_size} (e.g. "
+                         f"{batch_size - batch_size % world_size or world_size}) or another --nproc")
 
 
 def check_task(task, world: World) -> None:
