@@ -242,7 +242,8 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
         if state.status in ("interrupted", "diverged"):
             state.status = "running"
         log(f"resuming {run_dir} at epoch {state.epoch + 1}, step {state.step_in_epoch}/{steps}")
-    state.commands.append(runtime.command_line())
+    # Each rank runs `python -m cnnlab train ...`; the record says how many did.
+    state.commands.append(runtime.command_line() + (f"  [DDP: {world.size} ranks]" if world.enabled else ""))
     wall_before = state.wall_seconds
 
     def wall() -> float:
@@ -304,7 +305,7 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     if cfg.stages:
         summary["stages"] = stages
     if state.status in ("interrupted", "diverged"):
-        summary["message"] = _stop_message(state, run_dir, data_dir)
+        summary["message"] = _stop_message(state, run_dir, data_dir, world.size)
         if world.is_main:
             write_json(run_dir / "summary.json", summary)
         for cb in callbacks:
@@ -349,10 +350,12 @@ def _epoch_row(engine: Engine, state: TrainState, splits, eval_model) -> dict:
     return row
 
 
-def _stop_message(state: TrainState, run_dir: Path, data_dir: Optional[str]) -> str:
+def _stop_message(state: TrainState, run_dir: Path, data_dir: Optional[str], nproc: int = 1) -> str:
     resume = f"cnnlab train --resume {shlex.quote(str(run_dir))}"
     if data_dir:
         resume += f" --data-dir {shlex.quote(str(data_dir))}"
+    if nproc > 1:   # any number of processes continues the run; suggest the same
+        resume += f" --nproc {nproc}"
     if state.status == "interrupted":
         return f"stopped by a signal; continue with: {resume}"
     last = run_dir / "checkpoints" / "last.pt"
