@@ -7,12 +7,14 @@ before DDP existed.
 
     torchrun --nproc-per-node 2 -m cnnlab train EXP      (or: cnnlab train EXP --nproc 2)
 
-Importing this module changes nothing; `session()` joins the process group that torchrun's
-environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) describes, and leaves it at the end.
+Importing this module changes nothing; the first `session()` of a process joins the process
+group that torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) describes, and
+the process leaves it when it exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import os
@@ -212,11 +214,16 @@ def env_world_size() -> int:
 
 @contextlib.contextmanager
 def session(timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[World]:
-    """The World of this process: torchrun's process group (joined here and left at the end),
-    a process group the caller already made, or a single process."""
+    """The World of this process: torchrun's process group, a process group the caller already
+    made, or a single process.
+
+    The group is joined at the first call and kept until the process exits: a process started by
+    torchrun is one rank for its whole life (`--seeds 3` trains three runs in it), and joining
+    torchrun's rendezvous a second time after leaving it hangs.
+    """
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():   # the caller's group: use it, leave it to them
+    if dist.is_available() and dist.is_initialized():
         yield _world_of_group(timeout_s)
         return
     if env_world_size() <= 1:
@@ -225,11 +232,11 @@ def session(timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[World]:
     if not dist.is_available():
         raise RuntimeError("this torch build has no torch.distributed; install a build with it to train on "
                            "several processes")
+    if not dist.is_gloo_available():
+        raise RuntimeError("this torch build has no gloo backend, which DDP on CPU needs")
     # gloo for CPU tensors always; NCCL for CUDA tensors when there are GPUs. Each collective
     # goes to the backend of its tensors' device.
     backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
-    if not dist.is_gloo_available():
-        raise RuntimeError("this torch build has no gloo backend, which DDP on CPU needs")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank % torch.cuda.device_count())
@@ -239,9 +246,14 @@ def session(timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[World]:
         raise PeerLost(f"could not join the other ranks (MASTER_ADDR={os.environ.get('MASTER_ADDR')}, "
                        f"MASTER_PORT={os.environ.get('MASTER_PORT')}, WORLD_SIZE={os.environ.get('WORLD_SIZE')}) "
                        f"within {timeout_s:g} s: {err}") from None
-    try:
-        yield _world_of_group(timeout_s)
-    finally:
+    atexit.register(_leave)
+    yield _world_of_group(timeout_s)
+
+
+def _leave() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
         dist.destroy_process_group()
 
 
