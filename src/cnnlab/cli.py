@@ -235,6 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _who() -> str:
+    """"cnnlab", or under torchrun "cnnlab [rank R]": each rank reports its own errors."""
+    import os
+
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and "RANK" in os.environ:
+        return f"cnnlab [rank {os.environ['RANK']}]"
+    return "cnnlab"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -244,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ConfigError as err:
-        print(f"cnnlab: config error: {err}", file=sys.stderr)
+        print(f"{_who()}: config error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
@@ -252,13 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
         # DataError, CheckpointError, TrainingDiverged and model errors all land here with
         # messages that name the problem and the fix; a traceback would bury them.
-        print(f"cnnlab: error: {err}", file=sys.stderr)
+        print(f"{_who()}: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as err:
         from cnnlab.data import DataError
 
         if isinstance(err, DataError):
-            print(f"cnnlab: data error: {err}", file=sys.stderr)
+            print(f"{_who()}: data error: {err}", file=sys.stderr)
             return EXIT_ERROR
         raise
 
