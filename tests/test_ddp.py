@@ -98,16 +98,22 @@ def one_process(experiment, tiny_cifar, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def two_ranks(experiment, tiny_cifar, tmp_path_factory):
-    """A 2-rank run through `cnnlab train --nproc 2` (torchrun), started in an empty folder."""
+    """Two 2-rank runs (seeds 0 and 1) through `cnnlab train --nproc 2 --seeds 2` (torchrun),
+    started in an empty folder: the ranks train two runs one after the other in one process group."""
     cwd = tmp_path_factory.mktemp("ddp_two")
-    proc = run_cli(*train_args(experiment, cwd / "runs", tiny_cifar, "--nproc", "2"), timeout=TIMEOUT, cwd=cwd)
+    proc = run_cli(*train_args(experiment, cwd / "runs", tiny_cifar, "--nproc", "2", "--seeds", "2"),
+                   timeout=TIMEOUT, cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     return cwd, proc
 
 
+def seed0_run(two_ranks) -> Path:
+    (run,) = (two_ranks[0] / "runs").glob("*-s0")
+    return run
+
+
 def test_two_ranks_train_as_one_process_with_the_same_global_batch(one_process, two_ranks):
-    cwd, _ = two_ranks
-    run = only_run(cwd / "runs")
+    run = seed0_run(two_ranks)
     assert_close_curves(rows(run), rows(one_process), rtol=RTOL_WORLD)
     assert_close_weights(weights(run), weights(one_process), atol=ATOL_WEIGHTS_WORLD)
     two, one = (json.loads((r / "summary.json").read_text()) for r in (run, one_process))
@@ -125,13 +131,17 @@ def test_two_ranks_train_as_one_process_with_the_same_global_batch(one_process, 
 
 def test_rank_0_alone_writes(one_process, two_ranks):
     cwd, proc = two_ranks
-    run = only_run(cwd / "runs")   # one run folder, not one per rank
+    runs = sorted(p for p in (cwd / "runs").iterdir())
+    assert [p.name[-3:] for p in runs] == ["-s0", "-s1"]   # a run folder per seed, not per rank
     assert sorted(p.name for p in cwd.iterdir()) == ["runs"]
-    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == \
-        sorted(str(p.relative_to(one_process)) for p in one_process.rglob("*"))
+    for run in runs:
+        assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == \
+            sorted(str(p.relative_to(one_process)) for p in one_process.rglob("*"))
     lines = proc.stdout.strip().splitlines()
-    assert lines[-1] == str(run) and lines.count(str(run)) == 1, "rank 1 must print nothing"
-    assert lines.count(f"run folder: {run}") == 1
+    assert lines[-2:] == [str(r) for r in runs], "the last lines name the run folders, once: rank 1 prints nothing"
+    for run in runs:
+        assert lines.count(str(run)) == 1 and lines.count(f"run folder: {run}") == 1
+    assert sum(line.startswith("| ddp-tiny | 2 |") for line in lines) == 1   # the seeds' table, once
 
 
 def free_port() -> int:
@@ -187,7 +197,7 @@ def test_sigterm_on_one_rank_stops_both_with_a_checkpoint_and_resumes_exactly(ex
     proc = run_cli("train", "--resume", str(run), "--data-dir", str(tiny_cifar), "-q", "--no-report", "--nproc", "2",
                    timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr
-    reference = only_run(two_ranks[0] / "runs")
+    reference = seed0_run(two_ranks)
     assert_close_weights(weights(run), weights(reference), atol=1e-6)
     assert_close_curves(rows(run), rows(reference), rtol=1e-6)
 
@@ -207,7 +217,7 @@ def test_a_dead_rank_stops_the_other_with_a_message_and_the_run_resumes_on_one_p
     # Rank 0's checkpoint continues on any number of ranks: here on one process.
     proc = run_cli("train", "--resume", str(run), "--data-dir", str(tiny_cifar), "-q", "--no-report", timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr
-    reference = only_run(two_ranks[0] / "runs")
+    reference = seed0_run(two_ranks)
     assert_close_weights(weights(run), weights(reference), atol=ATOL_WEIGHTS_WORLD)
     assert_close_curves(rows(run), rows(reference), rtol=RTOL_WORLD)
 
