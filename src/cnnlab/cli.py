@@ -16,11 +16,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.train.experiment import load_experiment
 
     report = not args.no_report
+    if args.nproc < 1:
+        raise ValueError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.nproc > 1:
+        from cnnlab.train.distributed import check_divisible, env_world_size
+        from cnnlab.train.launch import run_under_torchrun, without_option
+        from cnnlab.train.resume import read_run_config
+
+        if env_world_size() > 1:
+            raise ValueError("--nproc starts torchrun itself; under torchrun, leave --nproc out")
+        # A config that cannot split over the ranks fails here, before N processes start.
+        if args.resume or args.experiment:
+            check_divisible((read_run_config(Path(args.resume)) if args.resume
+                             else load_experiment(args.experiment, args.override)).batch_size, args.nproc)
+        return run_under_torchrun(args.nproc, without_option(args.argv, "--nproc"))
+    ddp = {"ddp_timeout": args.ddp_timeout}
     if args.resume:
         if args.experiment or args.override:
             raise ValueError("--resume continues a run with its saved config: give no experiment file or -o")
-        result = run_experiment(None, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet, report=report)
-        print(result.run_dir)
+        result = run_experiment(None, resume=args.resume, data_dir=args.data_dir, quiet=args.quiet, report=report,
+                                **ddp)
+        if result.rank == 0:
+            print(result.run_dir)
         return EXIT_INTERRUPTED if result.status == "interrupted" else 0
     if not args.experiment:
         raise ValueError("give an experiment file (e.g. recipes/004-a.yaml) or --resume RUN")
@@ -33,11 +50,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if seed is not None:
             cfg = load_experiment(args.experiment, list(args.override) + [f"seed={seed}"])
         result = run_experiment(cfg, runs_dir=args.runs_dir, data_dir=args.data_dir, quiet=args.quiet,
-                                seed_suffix=seed, report=report)
+                                seed_suffix=seed, report=report, **ddp)
         run_dirs.append(result.run_dir)
         if result.status == "interrupted":
-            print(result.run_dir)
+            if result.rank == 0:
+                print(result.run_dir)
             return EXIT_INTERRUPTED
+    if result.rank != 0:   # rank 0 speaks for a DDP run
+        return 0
     if len(run_dirs) > 1:
         from cnnlab.report.compare import compare_runs
 
@@ -151,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-report", action="store_true", help="skip report.html/report.md (write later: cnnlab report RUN)")
     t.add_argument("--with-sources", action="store_true",
                    help="first train the source recipe named by model.pretrained: {recipe: ...} if it has no finished run")
+    t.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train on N processes of this machine with DDP (runs torchrun; gloo on CPU, NCCL on GPUs); "
+                        "batch_size stays the global batch")
+    t.add_argument("--ddp-timeout", type=float, default=300.0, metavar="S",
+                   help="under DDP, a rank that waits S seconds on the others stops with a message (default: 300)")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="re-evaluate a run's saved weights on a split")
@@ -210,14 +235,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _who() -> str:
+    """"cnnlab", or under torchrun "cnnlab [rank R]": each rank reports its own errors."""
+    import os
+
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and "RANK" in os.environ:
+        return f"cnnlab [rank {os.environ['RANK']}]"
+    return "cnnlab"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv   # `train --nproc N` runs the same command under torchrun
     from cnnlab.config import ConfigError
 
     try:
         return args.func(args)
     except ConfigError as err:
-        print(f"cnnlab: config error: {err}", file=sys.stderr)
+        print(f"{_who()}: config error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
@@ -225,13 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
         # DataError, CheckpointError, TrainingDiverged and model errors all land here with
         # messages that name the problem and the fix; a traceback would bury them.
-        print(f"cnnlab: error: {err}", file=sys.stderr)
+        print(f"{_who()}: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as err:
         from cnnlab.data import DataError
 
         if isinstance(err, DataError):
-            print(f"cnnlab: data error: {err}", file=sys.stderr)
+            print(f"{_who()}: data error: {err}", file=sys.stderr)
             return EXIT_ERROR
         raise
 

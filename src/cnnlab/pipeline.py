@@ -121,10 +121,11 @@ def train_sources(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_
 def run_experiment(cfg: Optional[ExperimentConfig], runs_dir: str | Path = "runs", *, data_dir: Optional[str] = None,
                    quiet: bool = False, resume: Optional[str | Path] = None, seed_suffix: Optional[int] = None,
                    callbacks: Optional[list[Callback]] = None, report: bool = True,
-                   log: Callable[[str], None] = print) -> RunResult:
-    """train() plus curves.png and (with report=True) report.html / report.md in the run folder."""
+                   log: Callable[[str], None] = print, **train_options) -> RunResult:
+    """train() plus curves.png and (with report=True) report.html / report.md in the run folder.
+    `train_options` go to train() (e.g. ddp_timeout)."""
     return train(cfg, runs_dir, data_dir=data_dir, quiet=quiet, resume=resume, seed_suffix=seed_suffix,
-                 callbacks=list(callbacks or []) + [ReportWriter(report=report, log=log)], log=log)
+                 callbacks=list(callbacks or []) + [ReportWriter(report=report, log=log)], log=log, **train_options)
 
 
 __all__ = ["ReportWriter", "run_experiment", "train_sources"]

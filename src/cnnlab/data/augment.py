@@ -74,8 +74,13 @@ class Augmenter:
         self.enabled: bool = bool(cfg.hflip or cfg.crop_padding or cfg.width_shift or cfg.height_shift
                                   or cfg.rotation or cfg.cutout)
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """An augmented copy of x; all randomness drawn from `generator` (on x's device)."""
+    def __call__(self, x: torch.Tensor, generator: torch.Generator, part: tuple[int, int] | None = None) -> torch.Tensor:
+        """An augmented copy of x; all randomness drawn from `generator` (on x's device).
+
+        ``part=(start, total)``: x is rows start.. of a batch of ``total`` (one rank's share of a
+        data-parallel batch). The draws are made for the whole batch and x takes its rows, so
+        every rank's generator stays in step and each image gets what one process would give it.
+        """
         if not self.enabled:
             return x
         if x.dim() != 4 or not x.is_floating_point():
@@ -85,23 +90,35 @@ class Augmenter:
                             "create the generator with torch.Generator(device=batch.device)")
         cfg, n, dev = self.cfg, x.shape[0], x.device
         _, _, h, w = x.shape
+        start, total = part if part is not None else (0, n)
+
+        # Draws for all `total` rows of the batch, of which x holds rows start..start+n.
+        def rand() -> torch.Tensor:
+            return torch.rand(total, generator=generator, device=dev)[start:start + n]
+
+        def randint(high: int) -> torch.Tensor:
+            return torch.randint(0, high, (total,), generator=generator, device=dev)[start:start + n]
+
+        def uniform(low: float, high: float) -> torch.Tensor:
+            return _uniform(total, low, high, generator, dev)[start:start + n]
+
         if cfg.hflip:
-            x = hflip(x, torch.rand(n, generator=generator, device=dev) < 0.5)
+            x = hflip(x, rand() < 0.5)
         if cfg.crop_padding:
             span = 2 * cfg.crop_padding + 1
-            top = torch.randint(0, span, (n,), generator=generator, device=dev)
-            left = torch.randint(0, span, (n,), generator=generator, device=dev)
+            top = randint(span)
+            left = randint(span)
             x = pad_crop(x, cfg.crop_padding, top, left, cfg.crop_pad_mode)
         if cfg.rotation or cfg.width_shift or cfg.height_shift:
-            degrees = _uniform(n, -cfg.rotation, cfg.rotation, generator, dev)
-            sx = _uniform(n, -cfg.width_shift, cfg.width_shift, generator, dev)
-            sy = _uniform(n, -cfg.height_shift, cfg.height_shift, generator, dev)
+            degrees = uniform(-cfg.rotation, cfg.rotation)
+            sx = uniform(-cfg.width_shift, cfg.width_shift)
+            sy = uniform(-cfg.height_shift, cfg.height_shift)
             x = affine(x, degrees, sx, sy)
         if cfg.cutout:
             if cfg.cutout > min(h, w):
                 raise DataError(f"augment.cutout: {cfg.cutout} px is larger than the {h} x {w} images; use a smaller side")
-            top = torch.randint(0, h - cfg.cutout + 1, (n,), generator=generator, device=dev)
-            left = torch.randint(0, w - cfg.cutout + 1, (n,), generator=generator, device=dev)
+            top = randint(h - cfg.cutout + 1)
+            left = randint(w - cfg.cutout + 1)
             x = cutout(x, cfg.cutout, top, left)
         return x
 

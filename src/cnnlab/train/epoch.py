@@ -14,6 +14,7 @@ from typing import Callable, Optional
 
 import torch
 
+from cnnlab.train.distributed import SINGLE, World
 from cnnlab.train.optim import set_lr
 from cnnlab.train.regularization import l2_penalty
 from cnnlab.train.schedules import lr_at
@@ -43,6 +44,18 @@ class Engine:
     plan: list                       # the stages (train/stages.py); one stage without `stages`
     task: object = None              # train/task.py: what a step computes (classification by default)
     stage_index: int = -1            # the stage the optimizer belongs to
+    world: World = SINGLE            # train/distributed.py: this rank's share, who writes, cross-rank sums
+    ddp_model: Optional[torch.nn.Module] = None   # `model` in DistributedDataParallel when world.size > 1
+    batch_part: tuple = (0, 0)       # this rank's rows of the current global batch: (start, global size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The training forward: through DDP when several ranks train (it then averages the
+        gradients in backward), else the model itself. Evaluation uses `model` directly."""
+        return (self.ddp_model if self.ddp_model is not None else self.model)(x)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of the global batch, augmented as one process would augment them."""
+        return self.augmenter(x, self.augment_gen, part=self.batch_part)
 
     def lr(self, global_step: int) -> float:
         """The schedule runs over each stage, from the stage's base LR."""
@@ -57,6 +70,9 @@ class Engine:
         self.optimizer = stage_optimizer(self.model, self.cfg.optimizer, stage)
         self.stage_index = stage.index
         set_train_mode(self.model, self.cfg.model.frozen_bn)
+        # DDP registers the parameters that train when it is built: a stage that freezes or
+        # unfreezes some needs a new wrapper (every rank enters the stage at the same step).
+        self.ddp_model = self.world.wrap(self.model, self.device)
 
 
 def steps_per_epoch(n_train: int, batch_size: int, drop_last: Optional[bool]) -> int:
@@ -99,10 +115,18 @@ def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop:
     total_sum = torch.zeros((), dtype=torch.float64, device=dev) + state.sums["total_loss_sum"]
     correct = torch.zeros((), dtype=torch.int64, device=dev) + state.sums["correct"]
     seen, seconds_before, t0 = state.sums["seen"], state.sums["seconds"], time.perf_counter()
+    sums0 = dict(state.sums)
 
     def save_sums() -> None:
         state.sums = {"loss_sum": loss_sum.item(), "total_loss_sum": total_sum.item(), "correct": int(correct.item()),
                       "seen": seen, "seconds": seconds_before + time.perf_counter() - t0}
+        if engine.world.enabled:
+            # The state holds the global batch's sums (a checkpoint resumes on any number of
+            # ranks): what each rank added in this session is summed over the ranks once, here.
+            keys = ("loss_sum", "total_loss_sum", "correct", "seen")
+            added = engine.world.sum([float(state.sums[k] - sums0[k]) for k in keys])
+            for k, v in zip(keys, added):
+                state.sums[k] = sums0[k] + (int(round(v)) if k in ("correct", "seen") else v)
 
     set_train_mode(model, cfg.model.frozen_bn)
     # A plan that ends mid-epoch (a last stage of `steps: 50000` at 352 steps an epoch) ends there:
@@ -116,20 +140,30 @@ def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop:
         optimizer = engine.optimizer
         params = [p for group in optimizer.param_groups for p in group["params"]]
         idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        # Every rank holds the same global batch `idx` and trains on its own rows of it.
+        start, stop = engine.world.rows(idx.shape[0])
+        engine.batch_part = (start, idx.shape[0])
         lr = engine.lr(state.global_step)
         set_lr(optimizer, lr)
-        out = engine.task.step(engine, idx)
+        out = engine.task.step(engine, idx[start:stop])
         loss = out.loss
         penalty = l2_penalty(engine.l2_kernels, cfg.regularization.l2)
         total = loss if penalty is None else loss + penalty
+        # DDP averages the ranks' gradients; a rank with more of a partial last batch weighs more,
+        # so the average is the gradient of the global batch's mean loss. The L2 penalty is the
+        # same on every rank, and so is its average: it is counted once.
+        weight = (stop - start) * engine.world.size / idx.shape[0]
+        objective = total if weight == 1 else loss * weight + (penalty if penalty is not None else 0)
         optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        objective.backward()
         if cfg.regularization.grad_clip:
             norm = torch.nn.utils.clip_grad_norm_(params, cfg.regularization.grad_clip)  # the norm before clipping
         else:
             norm = _grad_norm(params)
         # One sync: a non-finite loss, or non-finite gradients from a finite loss, stop the run here.
-        if not math.isfinite((total.detach().float() + norm.to(total.device).float()).item()):
+        # Several ranks agree on it (one more sync), so that no rank steps alone.
+        nonfinite = not math.isfinite((total.detach().float() + norm.to(total.device).float()).item())
+        if engine.world.any(nonfinite)[0]:
             outcome = "diverged"
             break
         optimizer.step()
@@ -145,7 +179,8 @@ def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop:
         seen += n
         for cb in callbacks:
             cb.on_batch_end(step, {"loss_sum": loss_sum, "correct": correct, "seen": seen, "lr": lr})
-        if should_stop() and state.step_in_epoch < end:
+        # A signal reaches one rank (or some): all stop after the same step.
+        if engine.world.any(should_stop())[0] and state.step_in_epoch < end:
             outcome = "interrupted"
             break
     save_sums()

@@ -83,6 +83,9 @@ class ExperimentConfig:
     precision: str = "auto"          # auto: bf16 autocast on CUDA, fp32 on CPU
     channels_last: Optional[bool] = None   # null = auto (on for CUDA)
     threads: Optional[int] = None    # CPU threads for torch; null = torch's default
+    # Under DDP (--nproc / torchrun): batch-norm statistics over the whole global batch instead of
+    # each rank's share (nn.SyncBatchNorm; CUDA only). Ignored in a single process.
+    sync_bn: bool = False
     tta: bool = False                # also score test with flip test-time augmentation (a second report row)
     # Optional loggers for people who use them: {tensorboard: true, mlflow: {experiment: NAME}}
     logging: dict = field(default_factory=dict)

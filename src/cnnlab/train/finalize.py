@@ -46,10 +46,16 @@ def save_predictions(path: Path, probs: np.ndarray, ds) -> None:
 
 
 def final_evaluation(model, splits, normalizer, cfg, amp_dtype, channels_last, run_dir: Path, engine=None) -> dict:
-    """Evaluate the final weights on every split (eval mode, no augmentation) and save predictions."""
+    """Evaluate the final weights on every split (eval mode, no augmentation) and save predictions.
+
+    Under DDP every rank predicts its part of each split and gets everyone's (the numbers are then
+    the same on all ranks); rank 0 alone saves them."""
     out = {}
+    world = getattr(engine, "world", None)
+    writes = world is None or world.is_main
     pred_dir = run_dir / "predictions"
-    pred_dir.mkdir(exist_ok=True)
+    if writes:
+        pred_dir.mkdir(exist_ok=True)
     task = getattr(engine, "task", None)
     if task is not None and task.name != "classification":
         for split_name in ("train", "val", "test"):
@@ -59,7 +65,7 @@ def final_evaluation(model, splits, normalizer, cfg, amp_dtype, channels_last, r
                 continue
             out[f"{split_name}_loss"], out[f"{split_name}_acc"] = task.score(model, ds, engine)
             probs = task.final_outputs(model, ds, engine)
-            if probs is not None:
+            if probs is not None and writes:
                 save_predictions(pred_dir / f"{split_name}.npz", probs.numpy(), ds)
         return out
     for split_name in ("train", "val", "test"):
@@ -67,15 +73,16 @@ def final_evaluation(model, splits, normalizer, cfg, amp_dtype, channels_last, r
         if ds is None or len(ds) == 0:
             out[f"{split_name}_loss"] = out[f"{split_name}_acc"] = None
             continue
-        res = evaluate(model, ds.images, ds.labels, normalizer, cfg.eval_batch_size, amp_dtype, channels_last)
+        res = evaluate(model, ds.images, ds.labels, normalizer, cfg.eval_batch_size, amp_dtype, channels_last, world)
         out[f"{split_name}_loss"], out[f"{split_name}_acc"] = res.loss, res.accuracy
-        if split_name != "train" or res.logits.numel() <= MAX_SAVED_PROBS:
+        if writes and (split_name != "train" or res.logits.numel() <= MAX_SAVED_PROBS):
             save_predictions(pred_dir / f"{split_name}.npz", probabilities(res.logits).numpy(), ds)
     if cfg.tta and splits.test is not None:
         probs = flip_tta_probabilities(model, splits.test.images, normalizer, cfg.eval_batch_size, amp_dtype,
-                                       channels_last)
+                                       channels_last, world)
         labels = splits.test.labels.numpy()
         pred = (probs[:, 0] > 0.5).astype(np.int64) if probs.shape[1] == 1 else probs.argmax(1)
         out["test_tta_acc"] = float((pred == labels).mean())
-        save_predictions(pred_dir / "test_tta.npz", probs, splits.test)
+        if writes:
+            save_predictions(pred_dir / "test_tta.npz", probs, splits.test)
     return out

@@ -27,7 +27,7 @@ import torch
 
 from cnnlab.atomic import remove_stale_temp_files, write_text_atomically
 from cnnlab.data import Augmenter, Normalizer, load_splits
-from cnnlab.train import runtime
+from cnnlab.train import distributed, runtime
 from cnnlab.train.callbacks import BestWeights, Callback, EarlyStopping, MetricsWriter
 from cnnlab.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint, save_weights
 from cnnlab.train.ema import ModelEMA
@@ -60,17 +60,21 @@ class RunResult:
     status: str          # completed | early_stopped | interrupted | diverged
     summary: dict
     splits: object = field(default=None, repr=False)   # the DataSplits it trained on (None for a finished resume)
+    rank: int = 0        # this process's rank under DDP; rank 0 wrote the run folder
 
 
 class _StopRequest:
-    """SIGINT/SIGTERM set a flag; the loop saves at the next step boundary. A second Ctrl-C aborts."""
+    """SIGINT/SIGTERM set a flag; the loop saves at the next step boundary. A second Ctrl-C aborts,
+    except under DDP: there a terminal's Ctrl-C reaches each rank once directly and once more
+    through torchrun, and the ranks must stop together (torchrun kills ranks that do not end)."""
 
-    def __init__(self) -> None:
+    def __init__(self, second_sigint_aborts: bool = True) -> None:
         self.requested = False
+        self.second_sigint_aborts = second_sigint_aborts
         self._old: dict[int, object] = {}
 
     def _handler(self, signum, frame) -> None:  # noqa: ANN001
-        if self.requested and signum == signal.SIGINT:
+        if self.requested and signum == signal.SIGINT and self.second_sigint_aborts:
             raise KeyboardInterrupt
         self.requested = True
 
@@ -89,62 +93,93 @@ class _StopRequest:
 
 def train(cfg: Optional[ExperimentConfig], runs_dir: str | Path = "runs", *, data_dir: Optional[str] = None,
           quiet: bool = False, resume: Optional[str | Path] = None, seed_suffix: Optional[int] = None,
-          callbacks: Optional[list[Callback]] = None, log: Callable[[str], None] = print) -> RunResult:
+          callbacks: Optional[list[Callback]] = None, log: Callable[[str], None] = print,
+          ddp_timeout: float = distributed.DEFAULT_TIMEOUT_S) -> RunResult:
     """Train `cfg` into a new run folder under `runs_dir`, or continue the run folder `resume`.
 
     Resuming a finished run changes nothing and returns its summary; a run killed before its
     first checkpoint restarts from its saved config in the same folder. The figures and report
     pages are written by callbacks of the report layer (cnnlab.pipeline.run_experiment adds them).
+
+    Under torchrun (train/distributed.py) every rank calls this: rank 0 reads and writes the run
+    folder and runs the callbacks; the others train their shards, log nothing and write nothing.
+    A rank that waits more than `ddp_timeout` seconds on the others stops with a message.
     """
     with ExitStack() as stack:
-        ckpt, run_dir = None, None
-        if resume is not None:
+        world = stack.enter_context(distributed.session(ddp_timeout))
+        if not world.is_main:
+            log, quiet, callbacks = _silent, True, []
+
+        def start() -> tuple:
+            """On rank 0: the config, checkpoint and folder to go on with (shared with the other
+            ranks, which need no access to the run folder), or a finished run's summary."""
+            if resume is None:
+                if cfg is None:
+                    raise ValueError("train() needs an experiment config, or resume= a run folder")
+                _check_runs_dir(Path(runs_dir))
+                return cfg, None, None, None
             run_dir = Path(resume)
-            cfg = read_run_config(run_dir)
+            run_cfg = read_run_config(run_dir)
             stack.enter_context(RunLock(run_dir))
             done = finished_summary(run_dir)
             if done is not None:
-                log(f"{run_dir} already finished ({done['status']}, {done.get('epochs_completed')}/"
-                    f"{done.get('epochs')} epochs); nothing to resume. To train longer, start a new run.")
-                return RunResult(run_dir, done["status"], done)
-            last = run_dir / "checkpoints" / "last.pt"
+                return run_cfg, None, run_dir, done
+            ckpt, last = None, run_dir / "checkpoints" / "last.pt"
             if last.is_file():
                 ckpt = load_checkpoint(last)
             else:
                 log(f"{run_dir} has no checkpoint yet (killed in its first epoch): restarting it from its saved config")
             remove_stale_temp_files(run_dir)   # left by a killed writer; the lock says no one writes now
-        elif cfg is None:
-            raise ValueError("train() needs an experiment config, or resume= a run folder")
-        else:
-            _check_runs_dir(Path(runs_dir))
-        return _train(cfg, run_dir, ckpt, stack, runs_dir=Path(runs_dir), data_dir=data_dir, quiet=quiet,
+            return run_cfg, ckpt, run_dir, None
+
+        cfg, ckpt, run_dir, done = world.from_main(start)
+        if done is not None:
+            log(f"{run_dir} already finished ({done['status']}, {done.get('epochs_completed')}/"
+                f"{done.get('epochs')} epochs); nothing to resume. To train longer, start a new run.")
+            return RunResult(run_dir, done["status"], done, rank=world.rank)
+        return _train(cfg, run_dir, ckpt, stack, world, runs_dir=Path(runs_dir), data_dir=data_dir, quiet=quiet,
                       seed_suffix=seed_suffix, user_callbacks=list(callbacks or []), log=log)
 
 
-def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict], stack: ExitStack, *, runs_dir: Path,
-           data_dir, quiet, seed_suffix, user_callbacks, log) -> RunResult:
+def _silent(message: str) -> None:
+    """The log of ranks other than 0: one rank speaks for the run."""
+
+
+def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict], stack: ExitStack,
+           world: distributed.World, *, runs_dir: Path, data_dir, quiet, seed_suffix, user_callbacks, log) -> RunResult:
     loggers = loggers_from_settings(cfg.logging)   # imports their packages: fails before a run folder exists
     stack.enter_context(runtime.run_settings(cfg.threads, cfg.deterministic))
     session_start = time.perf_counter()
     device = runtime.resolve_device(cfg.device)
+    if world.enabled and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())   # this rank's GPU (LOCAL_RANK)
+    distributed.check_sync_bn(cfg.sync_bn, device, world)
+    # The same seed on every rank: the same weights, order and augmentation draws everywhere, so
+    # rank 0's checkpoint describes every rank (dropout masks repeat across ranks' shards).
     runtime.seed_torch(cfg.seed)
     amp_dtype = runtime.autocast_dtype(cfg.precision, device)
     channels_last = runtime.use_channels_last(cfg.channels_last, device)
     if not quiet:
         log(experiment_to_yaml(cfg))
 
-    splits = load_splits(cfg.data, seed=cfg.seed, data_dir=data_dir)
+    with world.main_first("loading the data"):   # rank 0 downloads or fills a cache, the others then read it
+        splits = load_splits(cfg.data, seed=cfg.seed, data_dir=data_dir)
     train_x = splits.train.images.to(device)
     train_y = splits.train.labels.to(device)
     normalizer = (Normalizer.from_state_dict(ckpt["normalizer"]) if ckpt
                   else Normalizer.fit(cfg.data.normalize, splits.train.images))
     model_cfg = copy.copy(cfg.model)
     # The checkpoint's weights replace any starting point (its source may be gone by now).
-    model_cfg.pretrained = None if ckpt else resolve_pretrained(cfg.model.pretrained, runs_dir)
     task = create_task(cfg.task)
-    model = build_model(model_cfg, num_classes=len(splits.classes), in_chans=train_x.shape[1], log=log,
-                        input_size=train_x.shape[-1])
-    model = task.build_model(model, len(splits.classes), train_x.shape[1], train_x.shape[-1]).to(device)
+    distributed.check_task(task, world)
+    with world.main_first("building the model"):   # pretrained weights are downloaded once
+        model_cfg.pretrained = None if ckpt else resolve_pretrained(cfg.model.pretrained, runs_dir)
+        model = build_model(model_cfg, num_classes=len(splits.classes), in_chans=train_x.shape[1], log=log,
+                            input_size=train_x.shape[-1])
+    model = task.build_model(model, len(splits.classes), train_x.shape[1], train_x.shape[-1])
+    if world.enabled and cfg.sync_bn:   # batch statistics over the global batch (CUDA only)
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     check_l2_selectors(model, cfg.regularization.l2_layers)
@@ -152,6 +187,7 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     ema = ModelEMA(model, cfg.regularization.ema) if cfg.regularization.ema else None
     eval_model = ema.module if ema else model
     steps = steps_per_epoch(train_x.shape[0], cfg.batch_size, cfg.drop_last)
+    distributed.check_batch_split(cfg.batch_size, train_x.shape[0], steps, world)
     plan = plan_stages(cfg.stages, steps, cfg.epochs, cfg.optimizer)
     epochs = total_epochs(plan, steps)
     stages = stage_counts(model, plan)
@@ -160,17 +196,23 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     stage = plan[ckpt["optimizer_stage"]] if ckpt else stage_at(plan, state.global_step)
     engine = Engine(cfg, model, None, ema, kernels, normalizer, Augmenter(cfg.augment), train_x, train_y,
                     torch.Generator().manual_seed(cfg.seed), torch.Generator(device=device).manual_seed(cfg.seed + 1),
-                    device, amp_dtype, channels_last, steps, plan, task=task)
+                    device, amp_dtype, channels_last, steps, plan, task=task, world=world)
     engine.enter_stage(stage)
 
-    if run_dir is None:
+    def make_run_dir() -> Path:
         # Created only once data and model are known good, so a bad start leaves no half-made run.
-        run_dir = new_run_dir(runs_dir, cfg.name, seed_suffix)
-        stack.enter_context(RunLock(run_dir))
-        write_text_atomically(run_dir / "config.yaml", experiment_to_yaml(cfg))
-        _write_model_summary(model, run_dir, input_size=train_x.shape[-1], in_chans=train_x.shape[1], log=log)
-    if not (run_dir / "normalization.json").is_file():
-        write_json(run_dir / "normalization.json", _normalization_record(normalizer, len(splits.train)))
+        # Rank 0 alone writes the run folder; the other ranks get its path.
+        new_dir = run_dir
+        if new_dir is None:
+            new_dir = new_run_dir(runs_dir, cfg.name, seed_suffix)
+            stack.enter_context(RunLock(new_dir))
+            write_text_atomically(new_dir / "config.yaml", experiment_to_yaml(cfg))
+            _write_model_summary(model, new_dir, input_size=train_x.shape[-1], in_chans=train_x.shape[1], log=log)
+        if not (new_dir / "normalization.json").is_file():
+            write_json(new_dir / "normalization.json", _normalization_record(normalizer, len(splits.train)))
+        return new_dir
+
+    run_dir = world.from_main(make_run_dir)
     log(f"run folder: {run_dir}")
     if steps * cfg.batch_size < train_x.shape[0]:
         log(f"note: the last batch of each epoch ({train_x.shape[0] % cfg.batch_size} image(s)) is dropped "
@@ -185,6 +227,8 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
         es = cfg.early_stopping
         builtins.append(EarlyStopping(es.monitor, es.patience, es.min_delta))
     callbacks = builtins + user_callbacks + loggers + [ProgressPrinter(quiet=quiet, log=log)]
+    if not world.is_main:
+        callbacks = []   # they write files or print; rank 0's decide for all (early stopping is broadcast)
 
     if ckpt:
         model.load_state_dict(ckpt["model"])
@@ -198,7 +242,8 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
         if state.status in ("interrupted", "diverged"):
             state.status = "running"
         log(f"resuming {run_dir} at epoch {state.epoch + 1}, step {state.step_in_epoch}/{steps}")
-    state.commands.append(runtime.command_line())
+    # Each rank runs `python -m cnnlab train ...`; the record says how many did.
+    state.commands.append(runtime.command_line() + (f"  [DDP: {world.size} ranks]" if world.enabled else ""))
     wall_before = state.wall_seconds
 
     def wall() -> float:
@@ -206,6 +251,8 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
 
     def checkpoint() -> None:
         state.wall_seconds = wall()
+        if not world.is_main:   # every rank holds the same state (the generators draw in step): one file
+            return
         save_checkpoint({"state": state.to_dict(), "model": model.state_dict(),
                          "optimizer": engine.optimizer.state_dict(), "optimizer_stage": engine.stage_index,
                          "ema": ema.state_dict() if ema else None, "rng": rng_state(generators),
@@ -219,7 +266,7 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     for cb in callbacks:
         cb.on_train_begin({**base_logs, "model": eval_model})
 
-    with _StopRequest() as stop:
+    with _StopRequest(second_sigint_aborts=not world.enabled) as stop:
         while state.status == "running" and state.epoch < epochs:
             epoch = state.epoch
             for cb in callbacks:
@@ -230,14 +277,20 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
                 if outcome == "interrupted":
                     checkpoint()
                 break
+            # Each rank's batch norm saw its shard only: evaluate and save the ranks' mean statistics.
+            world.average_buffers(model)
+            if ema:
+                world.average_buffers(ema.module)
             row = _epoch_row(engine, state, splits, eval_model)
             state.end_epoch(row)
             logs = dict(row)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
-            if logs.get("stop_training"):
+            # Rank 0's callbacks decide early stopping; a signal on any rank stops them all.
+            stop_training, interrupted = world.any(logs.get("stop_training"), stop.requested)
+            if stop_training:
                 state.status = "early_stopped"
-            elif stop.requested:
+            elif interrupted:
                 state.status = "interrupted"
             checkpoint()
     if state.status == "running":
@@ -246,26 +299,31 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
 
     summary = run_summary(cfg, state, params, splits.classes, device, splits)
     summary["epochs"] = epochs
+    if world.enabled:
+        summary["distributed"] = {"world_size": world.size, "backend": world.backend,
+                                  "batch_per_rank": cfg.batch_size // world.size}
     if cfg.stages:
         summary["stages"] = stages
     if state.status in ("interrupted", "diverged"):
-        summary["message"] = _stop_message(state, run_dir, data_dir)
-        write_json(run_dir / "summary.json", summary)
+        summary["message"] = _stop_message(state, run_dir, data_dir, world.size)
+        if world.is_main:
+            write_json(run_dir / "summary.json", summary)
         for cb in callbacks:
             cb.on_train_end({**summary, "run_dir": str(run_dir)})
         if state.status == "diverged":
             raise TrainingDiverged(summary["message"])
         log(summary["message"])
-        return RunResult(run_dir, state.status, summary, splits)
+        return RunResult(run_dir, state.status, summary, splits, rank=world.rank)
 
     summary["final"] = final_evaluation(eval_model, splits, normalizer, cfg, amp_dtype, channels_last, run_dir, engine)
     summary["wall_seconds"] = round(wall(), 2)
-    save_weights(eval_model, run_dir / "model.safetensors",
-                 metadata={"model": cfg.model.name, "num_classes": str(len(splits.classes))})
-    write_json(run_dir / "summary.json", summary)   # written last: a summary with a final status marks a finished run
+    if world.is_main:
+        save_weights(eval_model, run_dir / "model.safetensors",
+                     metadata={"model": cfg.model.name, "num_classes": str(len(splits.classes))})
+        write_json(run_dir / "summary.json", summary)   # written last: a summary with a final status marks a finished run
     for cb in callbacks:
         cb.on_train_end({**summary, "run_dir": str(run_dir), "data": splits})
-    return RunResult(run_dir, state.status, summary, splits)
+    return RunResult(run_dir, state.status, summary, splits, rank=world.rank)
 
 
 def _stateful(callbacks: list) -> list:
@@ -292,10 +350,12 @@ def _epoch_row(engine: Engine, state: TrainState, splits, eval_model) -> dict:
     return row
 
 
-def _stop_message(state: TrainState, run_dir: Path, data_dir: Optional[str]) -> str:
+def _stop_message(state: TrainState, run_dir: Path, data_dir: Optional[str], nproc: int = 1) -> str:
     resume = f"cnnlab train --resume {shlex.quote(str(run_dir))}"
     if data_dir:
         resume += f" --data-dir {shlex.quote(str(data_dir))}"
+    if nproc > 1:   # any number of processes continues the run; suggest the same
+        resume += f" --nproc {nproc}"
     if state.status == "interrupted":
         return f"stopped by a signal; continue with: {resume}"
     last = run_dir / "checkpoints" / "last.pt"

@@ -22,8 +22,16 @@ class EvalResult:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, normalize: Callable[[torch.Tensor], torch.Tensor],
-                   batch_size: int, amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> torch.Tensor:
-    """Logits for every image (eval mode is the caller's job, so EMA or train-mode BN can be chosen)."""
+                   batch_size: int, amp_dtype: torch.dtype | None = None, channels_last: bool = False,
+                   world=None) -> torch.Tensor:
+    """Logits for every image (eval mode is the caller's job, so EMA or train-mode BN can be chosen).
+
+    With a `world` of several ranks (train/distributed.py) each rank predicts its part of the
+    images and every rank gets all the logits, in order."""
+    if world is not None and world.enabled:
+        start, stop = world.rows(images.shape[0])
+        return world.gather_rows(predict_logits(model, images[start:stop], normalize, batch_size, amp_dtype,
+                                                channels_last))
     device = next(model.parameters()).device
     outs = []
     for start in range(0, images.shape[0], batch_size):
@@ -38,11 +46,11 @@ def predict_logits(model: nn.Module, images: torch.Tensor, normalize: Callable[[
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
              normalize: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
-             amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> EvalResult:
+             amp_dtype: torch.dtype | None = None, channels_last: bool = False, world=None) -> EvalResult:
     was_training = model.training
     model.eval()
     try:
-        logits = predict_logits(model, images, normalize, batch_size, amp_dtype, channels_last)
+        logits = predict_logits(model, images, normalize, batch_size, amp_dtype, channels_last, world)
     finally:
         model.train(was_training)
     labels = labels.cpu()
@@ -54,7 +62,8 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 @torch.no_grad()
 def flip_tta_probabilities(model: nn.Module, images: torch.Tensor,
                            normalize: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
-                           amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> np.ndarray:
+                           amp_dtype: torch.dtype | None = None, channels_last: bool = False,
+                           world=None) -> np.ndarray:
     """Mean of the probabilities of ``images`` and of their left-right mirrors, float32 N x K.
 
     ``images`` are uint8 N x C x H x W (on any device) as the trainer keeps them; ``normalize``
@@ -68,9 +77,9 @@ def flip_tta_probabilities(model: nn.Module, images: torch.Tensor,
     was_training = model.training
     model.eval()
     try:
-        plain = predict_logits(model, images, normalize, batch_size, amp_dtype, channels_last)
+        plain = predict_logits(model, images, normalize, batch_size, amp_dtype, channels_last, world)
         mirrored = predict_logits(model, images, lambda x: torch.flip(normalize(x), dims=[-1]),
-                                  batch_size, amp_dtype, channels_last)
+                                  batch_size, amp_dtype, channels_last, world)
     finally:
         model.train(was_training)
     return ((probabilities(plain) + probabilities(mirrored)) / 2).numpy().astype(np.float32)

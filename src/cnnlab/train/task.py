@@ -35,6 +35,9 @@ class Task:
     """One kind of training. Stateless across steps except through `generators` (checkpointed)."""
 
     name = "task"
+    # True when step() on each rank's rows of a batch, with DDP averaging the gradients, trains
+    # as step() on the whole batch would (a per-example mean loss); only such tasks run on several ranks.
+    shards_batches = False
 
     def build_model(self, model: nn.Module, num_classes: int, in_chans: int, input_size: int) -> nn.Module:
         """The network that trains (default: the experiment's model as built)."""
@@ -60,22 +63,23 @@ class ClassificationTask(Task):
     """Cross-entropy (or binary cross-entropy for a 1-logit head) on augmented batches."""
 
     name = "classification"
+    shards_batches = True
 
     def step(self, engine, idx: torch.Tensor) -> StepOutput:
         x = engine.normalizer(engine.train_x[idx])
         y = engine.train_y[idx]
         if engine.augmenter.enabled:
-            x = engine.augmenter(x, engine.augment_gen)
+            x = engine.augment(x)
         if engine.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with runtime.autocast(engine.device, engine.amp_dtype):
-            logits = engine.model(x)
+            logits = engine.forward(x)
         loss = classification_loss(logits, y, engine.cfg.regularization.label_smoothing)
         return StepOutput(loss, y.shape[0], correct_count(logits.detach(), y))
 
     def score(self, model: nn.Module, ds, engine) -> tuple[float, float]:
         res = evaluate(model, ds.images, ds.labels, engine.normalizer, engine.cfg.eval_batch_size, engine.amp_dtype,
-                       engine.channels_last)
+                       engine.channels_last, world=engine.world)
         return res.loss, res.accuracy
 
 
