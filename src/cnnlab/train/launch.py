@@ -3,7 +3,7 @@
 torchrun (torch.distributed.run, PyTorch's own launcher) starts the ranks and sets their
 environment; each rank runs `python -m cnnlab train ...` and train/distributed.py joins them.
 This is one node's `torchrun --standalone --nproc-per-node N -m cnnlab train ...`; for several
-nodes run torchrun yourself (docs/sections/ddp.md).
+nodes run torchrun yourself (README: "Several processes, GPUs or nodes").
 """
 
 from __future__ import annotations
