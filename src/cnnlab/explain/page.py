@@ -24,7 +24,8 @@ from cnnlab.explain.layers import conv_layers, default_layers, resolve_layer
 from cnnlab.explain.source import ExplainInput
 from cnnlab.models.receptive import trace_geometry
 from cnnlab.report._figures import figure_to_png_bytes
-from cnnlab.report.blocks import Figure, Paragraph, Section, Table, render_html, render_markdown, write_figures
+from cnnlab.report.blocks import (Figure, Paragraph, Section, Table, figures_of, render_html, render_markdown,
+                                  write_figures)
 from cnnlab.train.losses import probabilities
 
 PAGE = "explain.html"
@@ -168,7 +169,7 @@ def write_page(out_dir: Path, title: str, sections: list[Section]) -> Path:
     """explain.html (self-contained), explain.md and figures/*.png in ``out_dir``, each written
     atomically; PNGs of an earlier page that this one lacks are removed. Returns the HTML path."""
     out_dir = Path(out_dir)
-    write_figures(out_dir / "figures", sections)
+    write_figures(out_dir / "figures", figures_of(sections))
     write_text_atomically(out_dir / "explain.md", render_markdown(title, sections))
     return write_text_atomically(out_dir / PAGE, render_html(title, sections))
 

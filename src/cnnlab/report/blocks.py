@@ -6,7 +6,10 @@ import html
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Union
+
+from cnnlab.atomic import write_bytes_atomically
 
 
 @dataclass
@@ -234,15 +237,9 @@ def figures_of(sections: list[Section]) -> dict[str, bytes]:
     return {b.name: b.png for s in sections for b in s.blocks if isinstance(b, Figure)}
 
 
-def write_figures(folder, sections: list[Section]) -> None:
-    """Write every figure of ``sections`` into ``folder`` (atomically) and remove the PNGs an earlier
-    page left there that this one lacks, so a page never links a stale image."""
-    from pathlib import Path
-
-    from cnnlab.atomic import write_bytes_atomically
-
-    folder = Path(folder)
-    figures = figures_of(sections)
+def write_figures(folder: Path, figures: dict[str, bytes]) -> None:
+    """Write ``figures`` (file name -> PNG bytes) into ``folder``, each atomically, and remove the
+    PNGs an earlier page left there that this one lacks, so a page never links a stale image."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, png in figures.items():
         write_bytes_atomically(folder / name, png)

@@ -19,7 +19,8 @@ from cnnlab.atomic import write_text_atomically
 from cnnlab.features.probe import KnnCurve, LayerMap, ProbeResult
 from cnnlab.report import _format as fmt
 from cnnlab.report._figures import figure_to_png_bytes, new_figure
-from cnnlab.report.blocks import Figure, Paragraph, Section, Table, render_html, render_markdown, write_figures
+from cnnlab.report.blocks import (Figure, Paragraph, Section, Table, figures_of, render_html, render_markdown,
+                                  write_figures)
 
 PROBES = "probes"
 LEGEND_MAX_CLASSES = 20  # above this a t-SNE legend hides the map; the colours still separate classes
@@ -195,7 +196,7 @@ def write_probe_page(result: ProbeResult, run_dir: str | Path) -> Path:
     out = probe_dir(run_dir, result.spec.folder_name())
     title = f"Probe {result.spec.folder_name()} of {run_dir.name}"
     sections = build_sections(result, run_dir.name)
-    write_figures(out / "figures", sections)
+    write_figures(out / "figures", figures_of(sections))
     write_text_atomically(out / "results.json", json.dumps(result.to_dict(), indent=2) + "\n")
     write_text_atomically(out / "report.md", render_markdown(title, sections))
     return write_text_atomically(out / "report.html", render_html(title, sections))

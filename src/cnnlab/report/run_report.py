@@ -15,10 +15,10 @@ from cnnlab.evaluate.examples import EXAMPLE_COLUMNS, GROUP_TITLES, example_grou
 from cnnlab.evaluate.metrics import classification_metrics, format_confused_pair, most_confused_pairs
 from cnnlab.evaluate.milestones import time_to_accuracy
 from cnnlab.report import _format as fmt
-from cnnlab.atomic import write_bytes_atomically, write_text_atomically
+from cnnlab.atomic import write_text_atomically
 from cnnlab.report._figures import figure_to_png_bytes
 from cnnlab.report.blocks import (Figure, Paragraph, Preformatted, Section, Table, figures_of, render_html,
-                                  render_markdown)
+                                  render_markdown, write_figures)
 from cnnlab.report.confusion import confusion_figure
 from cnnlab.report.curves import curves_figure, learning_rate_figure
 from cnnlab.report.example_grid import as_image_array, examples_figure
@@ -335,13 +335,7 @@ def write_run_report(run_dir: Path, images: dict[str, np.ndarray] | None = None,
     """
     run_dir = Path(run_dir)
     report = render_run_report(load_run_data(run_dir), images, extra_sections=extra_sections)
-    figures_dir = run_dir / "figures"
-    figures_dir.mkdir(exist_ok=True)
-    for name, png in report.figures.items():
-        write_bytes_atomically(figures_dir / name, png)
-    for stale in figures_dir.glob("*.png"):
-        if stale.name not in report.figures:
-            stale.unlink()
+    write_figures(run_dir / "figures", report.figures)
     md_path = write_text_atomically(run_dir / "report.md", report.markdown)
     html_path = write_text_atomically(run_dir / "report.html", report.html)
     return html_path, md_path

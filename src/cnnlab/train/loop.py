@@ -107,8 +107,8 @@ def train(cfg: Optional[ExperimentConfig], runs_dir: str | Path = "runs", *, dat
     """
     with ExitStack() as stack:
         world = stack.enter_context(distributed.session(ddp_timeout))
-        if not world.is_main:
-            log, quiet, callbacks = _silent, True, []
+        if not world.is_main:   # (its callbacks are dropped in _train, with the built-in ones)
+            log, quiet = _silent, True
 
         def start() -> tuple:
             """On rank 0: the config, checkpoint and folder to go on with (shared with the other
