@@ -250,10 +250,29 @@ def session(timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[World]:
     yield _world_of_group(timeout_s)
 
 
+# Seconds this process releases the GIL before it leaves the group at exit (see _leave).
+EXIT_GIL_WINDOW_S = 0.1
+
+
 def _leave() -> None:
+    """Leave the process group at exit, after letting c10d's worker threads finish.
+
+    A gloo worker thread frees a finished collective (its Work and tensors) after the caller has
+    already returned from it, and freeing a tensor that Python has seen takes the GIL. If the
+    interpreter is shutting down by then, that thread is ended inside a C++ destructor and the
+    whole rank aborts ("terminate called without an active exception", SIGABRT), which torchrun
+    reports as a failed run although every file was written. Seen in 3 of 146 launches of
+    tests/test_ddp.py's `--nproc 2 --seeds 2` (a core dump showed a gloo thread in the destructor
+    of an all_gather's Work), and in 8 of 10 of tests/ddp_exit_worker.py, which exits with
+    collectives in flight. Sleeping releases the GIL, so those threads finish first: 0 of 16.
+    (destroy_process_group does not wait for them while a DDP model still holds the group.)
+    """
+    import time
+
     import torch.distributed as dist
 
     if dist.is_initialized():
+        time.sleep(EXIT_GIL_WINDOW_S)
         dist.destroy_process_group()
 
 
