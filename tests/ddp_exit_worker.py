@@ -3,9 +3,10 @@ torchrun).
 
 A gloo worker thread frees a finished collective's tensors after the caller has moved on, and
 that takes the GIL; here the rank starts its last all_gathers without waiting and exits at once,
-the widest form of that race. The process group is kept alive past destroy_process_group (here
-by a reference, in a run by its DDP model's reducer), so leaving the group does not wait for the
-threads. train/distributed.py's exit handler must let them finish, or the rank aborts.
+the widest form of that race. The process group is kept alive past destroy_process_group: here by
+a reference; in a run, as the core dump showed, by something such as its DDP model. So leaving
+the group does not wait for the threads. train/distributed.py's exit handler must let them
+finish, or the rank aborts.
 """
 import torch
 import torch.distributed as dist

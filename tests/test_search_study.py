@@ -1,7 +1,6 @@
 """`cnnlab search` on tiny generated data: limits before training, per-epoch pruning, SQLite resume."""
 from __future__ import annotations
 
-
 import optuna
 from optuna.trial import TrialState
 

@@ -265,7 +265,8 @@ def _leave() -> None:
     tests/test_ddp.py's `--nproc 2 --seeds 2` (a core dump showed a gloo thread in the destructor
     of an all_gather's Work), and in 8 of 10 of tests/ddp_exit_worker.py, which exits with
     collectives in flight. Sleeping releases the GIL, so those threads finish first: 0 of 16.
-    (destroy_process_group does not wait for them while a DDP model still holds the group.)
+    destroy_process_group alone is not enough: the dump showed the group's threads still alive at
+    shutdown, so something (the DDP model, most likely) still held the group.
     """
     import time
 
