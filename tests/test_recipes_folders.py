@@ -1,4 +1,4 @@
-"""The recipes of the folder datasets we do not have here (001-a cats vs dogs, 003-a Tiny-ImageNet),
+"""The recipes of the folder datasets we do not have here (001-a cats vs dogs, 003-a and 003-c Tiny-ImageNet),
 trained one epoch end to end on generated folders in the same layouts."""
 from pathlib import Path
 
@@ -69,6 +69,15 @@ def test_recipe_003a_on_tiny_imagenet_layout(tmp_path):
     assert res.summary["classes"] == ["goldfish", "European fire salamander", "tabby"]
     assert res.summary["data"] == {"train": 9, "val": 3, "test": 6}
     assert res.splits.test.images.shape[1:] == (3, 32, 32)      # resized from 64 to the recipe's 32
+
+
+def test_recipe_003c_alexnet_on_tiny_imagenet_layout(tmp_path):
+    root = make_tiny_imagenet(tmp_path, train_per_class=4, val_per_class=2, size=64)
+    res = run("003-c.yaml", tmp_path, [f"data.root={root}", "data.val_size=3"])
+    assert res.status == "completed" and res.summary["data"] == {"train": 9, "val": 3, "test": 6}
+    assert res.summary["params"]["total"] == 28_711_754 - 10 * 4097 + 3 * 4097   # AlexNet@32, 3-class head
+    cfg = load_experiment(RECIPES / "003-c.yaml")
+    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.model.init, cfg.batch_size) == ("sgd", 0.01, "glorot", 32)
 
 
 def test_recipe_003a_network_and_settings():

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from cnnlab.report.compare import compare_runs, comparison_rows, plot_overlaid_curves
-from report_fixtures import RealRuns, copy_run, edit_summary, read_summary, real_runs
+from report_fixtures import RealRuns, copy_run, edit_summary, read_summary, real_runs, train_tiny
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +116,19 @@ def test_unfinished_runs_are_not_averaged_or_counted(real: RealRuns, tmp_path: P
     text = compare_runs(runs, fmt="md")
     assert "| 2 |" in next(line for line in text.splitlines() if line.startswith("| tiny"))
     assert f"Not finished, so not averaged: {stopped.name}" in text
+
+
+def test_flip_tta_column_appears_beside_test_acc_only_when_a_run_scored_it(real: RealRuns, tmp_path: Path) -> None:
+    tta_run = train_tiny(tmp_path / "runs", real.data, "name=tiny_tta", "tta=true")
+    tta_acc = _final(tta_run, "test_tta_acc")
+    header = compare_runs([real.base, tta_run], fmt="md").splitlines()[0]
+    assert "| test acc | test acc (flip TTA) | params |" in header
+    text = compare_runs([real.base, tta_run], fmt="md")
+    tta_line = next(line for line in text.splitlines() if line.startswith("| tiny_tta "))
+    plain_line = next(line for line in text.splitlines() if line.startswith("| tiny "))
+    cells = [c.strip() for c in tta_line.strip("|").split("|")]
+    assert cells[7] == f"{100 * tta_acc:.2f}%" and cells[6] == f"{100 * _final(tta_run, 'test_acc'):.2f}%"
+    assert [c.strip() for c in plain_line.strip("|").split("|")][7] == "—"
+    rows = list(csv.DictReader(io.StringIO(compare_runs([real.base, tta_run], fmt="csv"))))
+    assert float(rows[1]["test_tta_acc_mean"]) == pytest.approx(tta_acc) and rows[0]["test_tta_acc_mean"] == ""
+    assert "test_tta_acc_mean" not in compare_runs([real.base, real.seed2], fmt="csv")

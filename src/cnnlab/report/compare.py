@@ -28,6 +28,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("val acc", "val_acc"), ("test acc", "test_acc"), ("params", "params"), ("epochs", "epochs"),
     ("wall time", "wall_seconds"),
 )
+# Shown only when some run has the value: the test set scored with flip test-time augmentation
+# (config `tta: true`), beside the plain test accuracy rather than in place of it.
+OPTIONAL_COLUMNS: tuple[tuple[str, str], ...] = (("test acc (flip TTA)", "test_tta_acc"),)
 FORMATS = ("md", "csv", "html")
 
 
@@ -152,7 +155,8 @@ def comparison_rows(runs: Iterable[Path | RunData]) -> list[ComparisonRow]:
             members = groups[key]
             # Only finished runs enter a mean: a run still training (or stopped) has no final numbers yet.
             finished = [r for r in members if r.status in FINISHED]
-            stats = {stat_key: _stat([_value(r, stat_key) for r in finished]) for _, stat_key in COLUMNS}
+            stats = {stat_key: _stat([_value(r, stat_key) for r in finished])
+                     for _, stat_key in COLUMNS + OPTIONAL_COLUMNS}
             seeds = [(r.summary or {}).get("seed", (r.config or {}).get("seed")) for r in finished]
             if key == main:
                 differs = {}
@@ -192,25 +196,34 @@ def format_stat(key: str, stat: Stat) -> str:
     return f"{_show(key, stat.mean)} ± {_show(key, stat.std)}"
 
 
+def table_columns(rows: Sequence[ComparisonRow]) -> tuple[tuple[str, str], ...]:
+    """COLUMNS, with each optional column placed after "test acc" when at least one row has its value."""
+    present = tuple(col for col in OPTIONAL_COLUMNS if any(row.stats[col[1]].n for row in rows))
+    at = next(i for i, (_, key) in enumerate(COLUMNS) if key == "test_acc") + 1
+    return COLUMNS[:at] + present + COLUMNS[at:]
+
+
 def comparison_table(rows: Sequence[ComparisonRow]) -> Table:
     """The comparison as a format-neutral table (sortable in HTML by raw mean values)."""
-    headers = ["experiment", "n"] + [header for header, _ in COLUMNS]
-    shown = [[row.experiment, str(len(row.runs))] + [format_stat(key, row.stats[key]) for _, key in COLUMNS]
+    columns = table_columns(rows)
+    headers = ["experiment", "n"] + [header for header, _ in columns]
+    shown = [[row.experiment, str(len(row.runs))] + [format_stat(key, row.stats[key]) for _, key in columns]
              for row in rows]
-    values = [[row.experiment, len(row.runs)] + [row.stats[key].mean for _, key in COLUMNS] for row in rows]
+    values = [[row.experiment, len(row.runs)] + [row.stats[key].mean for _, key in columns] for row in rows]
     return Table(headers=headers, rows=shown, sort_values=values, sortable=True, table_id="comparison")
 
 
 def _csv(rows: Sequence[ComparisonRow]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    columns = table_columns(rows)
     header = ["experiment", "n", "runs"]
-    for _, key in COLUMNS:
+    for _, key in columns:
         header += [f"{key}_mean", f"{key}_std"]
     writer.writerow(header)
     for row in rows:
         line: list[object] = [row.experiment, len(row.runs), ";".join(row.runs)]
-        for _, key in COLUMNS:
+        for _, key in columns:
             stat = row.stats[key]
             line += ["" if stat.mean is None else repr(stat.mean), "" if stat.std is None else repr(stat.std)]
         writer.writerow(line)
@@ -220,8 +233,8 @@ def _csv(rows: Sequence[ComparisonRow]) -> str:
 def compare_runs(run_dirs: Iterable[Path], fmt: str = "md") -> str:
     """The summary table of report 003 for ``run_dirs``: one row per experiment.
 
-    Columns: experiment, n (runs), train loss, train acc, val loss, val acc, test acc, params,
-    epochs, wall time. Runs sharing a config up to the seed (see ``comparison_rows``) are one
+    Columns: experiment, n (runs), train loss, train acc, val loss, val acc, test acc, test acc
+    (flip TTA) when some run scored it, params, epochs, wall time. Runs sharing a config up to the seed (see ``comparison_rows``) are one
     row with mean ± sample std (ddof=1); a same-name run with another config is another row.
     ``fmt``: "md" (Markdown table), "csv" (raw means and stds), "html" (a self-contained page
     with a sortable table).
