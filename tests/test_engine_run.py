@@ -121,6 +121,14 @@ def test_ema_and_l2_and_schedule_run(tiny_cifar, tmp_path):
     rows = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["lr"] != rows[1]["lr"]   # the schedule moved the LR
     assert result.status == "completed"
+    # val_loss_total carries the L2 penalty of the weights evaluated (the EMA's, saved as the run's weights)
+    from cnnlab.train.regularization import l2_kernels, l2_penalty
+    from cnnlab.train.setup import build_model
+
+    ema = build_model(cfg.model, num_classes=10)
+    ema.load_state_dict(load_file(str(result.run_dir / "model.safetensors")))
+    penalty = float(l2_penalty(l2_kernels(ema, cfg.regularization.l2_layers), 0.001))
+    assert rows[-1]["val_loss_total"] - rows[-1]["val_loss"] == pytest.approx(penalty, rel=1e-5)
 
 
 def test_pretrained_from_a_run_folder(tiny_cifar, tmp_path):

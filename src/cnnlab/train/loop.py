@@ -36,7 +36,7 @@ from cnnlab.train.experiment import ExperimentConfig, experiment_to_yaml
 from cnnlab.train.finalize import final_evaluation, run_summary
 from cnnlab.train.loggers import loggers_from_settings
 from cnnlab.train.progress import ProgressPrinter
-from cnnlab.train.regularization import check_l2_selectors, l2_kernels, l2_penalty
+from cnnlab.train.regularization import check_l2_selectors, l2_kernels, l2_penalty, matching_kernels
 from cnnlab.train.resume import finished_summary, read_run_config
 from cnnlab.train.rundir import RunLock, new_run_dir, write_json
 from cnnlab.train.setup import build_model
@@ -343,8 +343,11 @@ def _epoch_row(engine: Engine, state: TrainState, splits, eval_model) -> dict:
            "seconds": round(sums["seconds"], 3), "images_per_sec": round(sums["seen"] / max(sums["seconds"], 1e-9), 1)}
     if splits.val is not None:
         val_loss, val_acc = engine.task.score(eval_model, splits.val, engine)
+        # The penalty of the weights just scored: the EMA's when it is evaluated, not the live model's.
+        kernels = (engine.l2_kernels if eval_model is engine.model
+                   else matching_kernels(engine.l2_kernels, engine.model, eval_model))
         with torch.no_grad():
-            penalty = l2_penalty(engine.l2_kernels, cfg.regularization.l2)
+            penalty = l2_penalty(kernels, cfg.regularization.l2)
         row["val_loss"], row["val_acc"] = val_loss, val_acc
         row["val_loss_total"] = val_loss + (float(penalty) if penalty is not None else 0.0)
     return row

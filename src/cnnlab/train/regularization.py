@@ -27,6 +27,14 @@ def l2_kernels(model: nn.Module, layers: list[str]) -> list[torch.nn.Parameter]:
     return chosen
 
 
+def matching_kernels(kernels: list[torch.nn.Parameter], model: nn.Module, copy: nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters of ``copy`` (a module with ``model``'s names, e.g. its EMA) that sit where
+    ``kernels`` sit in ``model``: the L2 penalty of the weights that are evaluated."""
+    names = {id(param): name for name, param in model.named_parameters()}
+    params = dict(copy.named_parameters())
+    return [params[names[id(kernel)]] for kernel in kernels]
+
+
 def check_l2_selectors(model: nn.Module, layers: list[str]) -> None:
     """A selector that matches nothing is a typo: say which names exist."""
     names = [n for n, m in model.named_modules() if isinstance(m, (*_CONV, nn.Linear))]
