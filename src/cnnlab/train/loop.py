@@ -304,7 +304,9 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
                                   "batch_per_rank": cfg.batch_size // world.size}
     if cfg.stages:
         summary["stages"] = stages
-    if state.status in ("interrupted", "diverged"):
+
+    def stopped() -> RunResult:
+        summary["status"] = state.status
         summary["message"] = _stop_message(state, run_dir, data_dir, world.size)
         if world.is_main:
             write_json(run_dir / "summary.json", summary)
@@ -315,7 +317,15 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
         log(summary["message"])
         return RunResult(run_dir, state.status, summary, splits, rank=world.rank)
 
-    summary["final"] = final_evaluation(eval_model, splits, normalizer, cfg, amp_dtype, channels_last, run_dir, engine)
+    if state.status in ("interrupted", "diverged"):
+        return stopped()
+    try:
+        summary["final"] = final_evaluation(eval_model, splits, normalizer, cfg, amp_dtype, channels_last, run_dir,
+                                            engine)
+    except KeyboardInterrupt:
+        # Ctrl-C after the last epoch: its checkpoint is saved, so a resume goes straight to this evaluation.
+        state.status = "interrupted"
+        return stopped()
     summary["wall_seconds"] = round(wall(), 2)
     if world.is_main:
         save_weights(eval_model, run_dir / "model.safetensors",
