@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from cnnlab.report.compare import compare_runs, comparison_rows, plot_overlaid_curves
@@ -62,6 +63,21 @@ def test_keys_that_do_not_change_the_experiment_do_not_split_it(real: RealRuns, 
     (copy / "config.yaml").unlink()  # unknown config: never pooled with the others
     assert [r.experiment for r in comparison_rows([real.base, copy])] == ["tiny", "tiny (config.yaml=absent)"]
 
+
+
+def test_a_key_missing_from_an_older_config_counts_as_its_default(real: RealRuns, tmp_path: Path) -> None:
+    # config.yaml of a run made before a key existed (sync_bn, tta) lacks it: same experiment as today's run
+    old = copy_run(real.seed2, tmp_path / "old")
+    config = yaml.safe_load((old / "config.yaml").read_text())
+    assert config["sync_bn"] is False and config["tta"] is False
+    del config["sync_bn"], config["tta"]
+    (old / "config.yaml").write_text(yaml.safe_dump(config))
+    assert [(r.experiment, len(r.runs)) for r in comparison_rows([real.base, old])] == [("tiny", 2)]
+    # ... but not when the run had set it away from the default
+    other = copy_run(real.seed2, tmp_path / "other")
+    config["sync_bn"] = True
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    assert [r.experiment for r in comparison_rows([real.base, other])] == ["tiny", "tiny (sync_bn=true)"]
 
 def test_markdown_shows_mean_pm_std_and_absent_values(real: RealRuns) -> None:
     text = compare_runs([real.base, real.seed2, real.binary], fmt="md")

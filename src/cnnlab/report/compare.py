@@ -10,11 +10,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from cnnlab.config import to_dict
 from cnnlab.report import _format as show
 from cnnlab.report._figures import new_figure, save_figure
 from cnnlab.report.blocks import Paragraph, Section, Table, markdown_table, md_text, render_html
 from cnnlab.report.curves import epoch_axis
 from cnnlab.runfolder import RunData, load_run_data
+from cnnlab.train.experiment import ExperimentConfig
 
 FINISHED = ("completed", "early_stopped")
 # Config keys that do not change what an experiment measures: runs differing only in these are
@@ -92,9 +94,25 @@ def _flatten(mapping: dict, prefix: str = "") -> dict[str, object]:
 
 def experiment_config(run: RunData) -> dict[str, str]:
     """The run's resolved config as dotted key -> canonical JSON value, less the keys that do not
-    change the experiment (seed, description, threads, logging). Empty without config.yaml."""
+    change the experiment (seed, description, threads, logging), keys it lacks filled with today's
+    defaults. Empty without config.yaml."""
     config = {k: v for k, v in (run.config or {}).items() if k not in NOT_PART_OF_EXPERIMENT}
-    return {key: json.dumps(value, sort_keys=True, default=str) for key, value in _flatten(config).items()}
+    saved = {key: json.dumps(value, sort_keys=True, default=str) for key, value in _flatten(config).items()}
+    if not saved:
+        return saved
+    # A key that an older run's config.yaml lacks (say sync_bn, added later) ran at its default, since a
+    # new key defaults to the old behaviour: fill it in, so the old run and a re-run with today's code are
+    # one experiment. A default whose key is a branch or a leaf of a saved key (task: {} vs task.name) is
+    # not filled in.
+    for key, value in _default_config().items():
+        if key not in saved and not any(k.startswith(key + ".") or key.startswith(k + ".") for k in saved):
+            saved[key] = value
+    return saved
+
+
+def _default_config() -> dict[str, str]:
+    defaults = {k: v for k, v in to_dict(ExperimentConfig()).items() if k not in NOT_PART_OF_EXPERIMENT}
+    return {key: json.dumps(value, sort_keys=True, default=str) for key, value in _flatten(defaults).items()}
 
 
 def _label_value(encoded: str | None) -> str:
