@@ -82,6 +82,7 @@ def test_flip_tta_run_gets_a_second_test_row(real: RealRuns, tmp_path: Path) -> 
     html_path, md_path = write_run_report(run_dir)
     lines = md_path.read_text(encoding="utf-8").splitlines()
     assert any(line.startswith(f"| test (flip TTA) | 12 | {100 * tta_acc:.2f}% |") for line in lines)
+    assert f"| test (flip TTA) | — | {100 * tta_acc:.2f}% |" in lines   # in Final results too
     assert len(_img_sources(html_path.read_text(encoding="utf-8"))) == 2 + 6  # no extra confusion figures
 
 

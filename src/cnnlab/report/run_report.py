@@ -72,7 +72,7 @@ def _overview(run: RunData) -> Section:
 
 def _final_results(run: RunData) -> Section:
     rows = []
-    for split in ("train", "val", "test"):
+    for split in ("train", "val", "test", "test_tta"):   # test_tta: with `tta: true` (accuracy only)
         loss, acc = run.final(f"{split}_loss"), run.final(f"{split}_acc")
         if loss is not None or acc is not None:
             rows.append([_split_label(split), fmt.decimal(loss), fmt.percent(acc)])
