@@ -154,6 +154,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_learning_curve(args: argparse.Namespace) -> int:
+    from cnnlab.report.learning_curve import write_learning_curve
+
+    out, table = write_learning_curve(args.sources, args.out, metric=args.metric, score_set=args.score_set,
+                                      title=args.title)
+    print(table)
+    print(out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cnnlab", description="Image-classification experiments with CNNs, end to end.")
     p.add_argument("--version", action="version", version=f"cnnlab {__import__('cnnlab').__version__}")
@@ -221,6 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--format", default="md", choices=["md", "csv", "html"])
     cmp_.add_argument("--curves", default=None, help="also write overlaid curves to this PNG")
     cmp_.set_defaults(func=_cmd_compare)
+
+    lc = sub.add_parser("learning-curve", help="accuracy against training images, from runs and probes (000-c/d/e)")
+    lc.add_argument("sources", nargs="+", help="run folders (one point each) and probe folders (<run>/probes/<name>)")
+    lc.add_argument("--out", default="learning_curve.png", help="the figure; the table goes beside it as .md")
+    lc.add_argument("--metric", default="test_acc", choices=["test_acc", "val_acc", "test_tta_acc"],
+                    help="the runs' accuracy to plot")
+    lc.add_argument("--score-set", default="test", help="the probes' scored set to plot (as in its results table)")
+    lc.add_argument("--title", default="")
+    lc.set_defaults(func=_cmd_learning_curve)
 
     # Commands of the packages above training, each registered by its own module.
     from cnnlab.explain.cli import register as register_explain
