@@ -127,7 +127,7 @@ def test_ema_and_l2_and_schedule_run(tiny_cifar, tmp_path):
 
     ema = build_model(cfg.model, num_classes=10)
     ema.load_state_dict(load_file(str(result.run_dir / "model.safetensors")))
-    penalty = float(l2_penalty(l2_kernels(ema, cfg.regularization.l2_layers), 0.001))
+    penalty = float(l2_penalty(l2_kernels(ema, cfg.regularization.l2_layers), 0.001).detach())
     assert rows[-1]["val_loss_total"] - rows[-1]["val_loss"] == pytest.approx(penalty, rel=1e-5)
 
 
