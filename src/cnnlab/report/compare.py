@@ -96,8 +96,7 @@ def experiment_config(run: RunData) -> dict[str, str]:
     """The run's resolved config as dotted key -> canonical JSON value, less the keys that do not
     change the experiment (seed, description, threads, logging), keys it lacks filled with today's
     defaults. Empty without config.yaml."""
-    config = {k: v for k, v in (run.config or {}).items() if k not in NOT_PART_OF_EXPERIMENT}
-    saved = {key: json.dumps(value, sort_keys=True, default=str) for key, value in _flatten(config).items()}
+    saved = _encoded(run.config or {})
     if not saved:
         return saved
     # A key that an older run's config.yaml lacks (say sync_bn, added later) ran at its default, since a
@@ -111,8 +110,13 @@ def experiment_config(run: RunData) -> dict[str, str]:
 
 
 def _default_config() -> dict[str, str]:
-    defaults = {k: v for k, v in to_dict(ExperimentConfig()).items() if k not in NOT_PART_OF_EXPERIMENT}
-    return {key: json.dumps(value, sort_keys=True, default=str) for key, value in _flatten(defaults).items()}
+    return _encoded(to_dict(ExperimentConfig()))
+
+
+def _encoded(config: dict) -> dict[str, str]:
+    """A config less the keys outside the experiment, as dotted key -> canonical JSON value."""
+    kept = {k: v for k, v in config.items() if k not in NOT_PART_OF_EXPERIMENT}
+    return {key: json.dumps(value, sort_keys=True, default=str) for key, value in _flatten(kept).items()}
 
 
 def _label_value(encoded: str | None) -> str:
@@ -252,8 +256,9 @@ def compare_runs(run_dirs: Iterable[Path], fmt: str = "md") -> str:
     """The summary table of report 003 for ``run_dirs``: one row per experiment.
 
     Columns: experiment, n (runs), train loss, train acc, val loss, val acc, test acc, test acc
-    (flip TTA) when some run scored it, params, epochs, wall time. Runs sharing a config up to the seed (see ``comparison_rows``) are one
-    row with mean ± sample std (ddof=1); a same-name run with another config is another row.
+    (flip TTA) when some run scored it, params, epochs, wall time. Runs sharing a config up to the
+    seed (see ``comparison_rows``) are one row with mean ± sample std (ddof=1); a same-name run with
+    another config is another row.
     ``fmt``: "md" (Markdown table), "csv" (raw means and stds), "html" (a self-contained page
     with a sortable table).
     """

@@ -22,10 +22,10 @@ from cnnlab.atomic import write_text_atomically
 from cnnlab.report import _format as show
 from cnnlab.report._figures import save_figure
 from cnnlab.report.blocks import markdown_table
+from cnnlab.report.compare import FINISHED
 from cnnlab.report.probe_page import learning_curve_figure
 from cnnlab.runfolder import load_run_data
 
-FINISHED = ("completed", "early_stopped")
 RUN_METRICS = ("test_acc", "val_acc", "test_tta_acc")
 
 Series = dict[str, dict[int, float]]
