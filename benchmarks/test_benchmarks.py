@@ -260,3 +260,16 @@ def test_keras_script_trains_the_same_model(tiny_cifar: Path) -> None:
     record = parse_result_line(proc.stdout)
     assert record["framework"] == "keras" and record["params"] == EXPECTED_PARAMS_004A
     assert record["trainable_params"] == 81_962 and len(record["epoch_seconds"]) == 2
+
+
+def test_cpu_options_benchmark_reports_ratios_against_eager(tmp_path):
+    out = tmp_path / "cpu_options.json"
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "cpu_options.py"), "--model", "airbench_cpu",
+                           "--batch-size", "8", "--warmup-steps", "1", "--steps", "1", "--rounds", "2",
+                           "--threads", "1", "--variants", "eager", "channels_last", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["variant"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"eager", "channels_last"}
+    assert rows["eager"]["ratio_median"] == 1.0 and rows["channels_last"]["images_per_s"] > 0
+    assert "ratio to eager" in proc.stdout

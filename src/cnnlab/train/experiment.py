@@ -81,12 +81,16 @@ class ExperimentConfig:
     deterministic: bool = False      # torch.use_deterministic_algorithms; slower on CUDA
     device: str = "auto"             # auto (cuda if available, else cpu) | cpu | cuda | cuda:N
     precision: str = "auto"          # auto: bf16 autocast on CUDA, fp32 on CPU
-    channels_last: Optional[bool] = None   # null = auto (on for CUDA)
+    channels_last: Optional[bool] = None   # null = auto (on: faster on CUDA and on CPU)
     threads: Optional[int] = None    # CPU threads for torch; null = torch's default
     # Under DDP (--nproc / torchrun): batch-norm statistics over the whole global batch instead of
     # each rank's share (nn.SyncBatchNorm; CUDA only). Ignored in a single process.
     sync_bn: bool = False
     tta: bool = False                # also score test with flip test-time augmentation (a second report row)
+    # Also score the test set after every epoch (test_loss, test_acc in metrics.jsonl), for time-to-accuracy
+    # when there is no validation split (speed records train on all 50,000 images). Only watched:
+    # early stopping and the best checkpoint never look at it. Costs one test pass per epoch.
+    monitor_test: bool = False
     # Optional loggers for people who use them: {tensorboard: true, mlflow: {experiment: NAME}}
     logging: dict = field(default_factory=dict)
     # Staged fine-tuning: [{epochs or steps, trainable, lr, body_lr, optimizer}, ...]; when given,

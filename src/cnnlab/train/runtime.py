@@ -38,7 +38,11 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def use_channels_last(setting: bool | None, device: torch.device) -> bool:
-    return device.type == "cuda" if setting is None else setting
+    """Auto (None) is on for every device: NHWC convolutions are faster on CUDA and, measured on a
+    2-core AVX-512 CPU with torch 2.13 (benchmarks/cpu_options.py), 1.29-1.55x faster training
+    steps there too (resnet20 1.29x, cnn004 1.35x, airbench_cpu 1.55x). `False` keeps NCHW."""
+    del device   # kept in the signature: a device where NHWC loses would be excluded here
+    return True if setting is None else setting
 
 
 def seed_torch(seed: int) -> None:

@@ -1,0 +1,109 @@
+"""What pays on this CPU: training-step throughput of one model under execution options, each as
+a ratio to plain eager fp32 (NCHW) measured in the same run, rounds interleaved.
+
+    python benchmarks/cpu_options.py --model airbench_cpu --batch-size 512 --rounds 3
+
+Options: channels_last memory format, bf16 autocast, torch.compile (default mode), and their
+combinations. Data are random uint8 images (throughput does not depend on the pixels); each
+step is normalize + forward + cross-entropy + backward + Nesterov SGD step, as the engine does.
+torch.compile's one-off compile time is reported apart: a 10-minute run pays it once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from cnnlab.models import create_model  # noqa: E402
+
+VARIANTS = {
+    "eager": dict(channels_last=False, bf16=False, compile=False),
+    "channels_last": dict(channels_last=True, bf16=False, compile=False),
+    "bf16": dict(channels_last=False, bf16=True, compile=False),
+    "compile": dict(channels_last=False, bf16=False, compile=True),
+    "compile+channels_last": dict(channels_last=True, bf16=False, compile=True),
+}
+
+
+def measure(model_name: str, variant: dict, batch_size: int, warmup_steps: int, steps: int, seed: int) -> dict:
+    torch.manual_seed(seed)
+    model = create_model(model_name)
+    if variant["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    step_fn = torch.compile(model) if variant["compile"] else model
+    images = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (batch_size,))
+
+    def step() -> None:
+        x = (images.float() - 127.5) / 64.0
+        if variant["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant["bf16"]):
+            loss = F.cross_entropy(step_fn(x), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    model.train()
+    t0 = time.perf_counter()
+    for _ in range(warmup_steps):   # the first steps pay one-off costs (compilation, allocator, oneDNN caches)
+        step()
+    warmup_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = time.perf_counter() - t0
+    return {"images_per_s": steps * batch_size / seconds, "warmup_s": warmup_s}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="airbench_cpu")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--warmup-steps", type=int, default=3)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    names = ["eager"] + [v for v in args.variants if v != "eager"]
+    runs: dict[str, list[dict]] = {n: [] for n in names}
+    for r in range(args.rounds):
+        for name in names:
+            res = measure(args.model, VARIANTS[name], args.batch_size, args.warmup_steps, args.steps, seed=r)
+            runs[name].append(res)
+            print(f"round {r + 1}/{args.rounds} {name:22s} {res['images_per_s']:8.1f} img/s "
+                  f"(warm-up {res['warmup_s']:.1f} s)", flush=True)
+    print(f"\nmodel {args.model}, batch {args.batch_size}, {args.threads} threads, torch {torch.__version__}, "
+          f"{args.rounds} rounds of {args.steps} timed steps")
+    print(f"{'variant':22s} {'img/s (median)':>14s} {'ratio to eager (median, min-max)':>34s} {'warm-up s':>10s}")
+    rows = []
+    for name in names:
+        ratios = [a["images_per_s"] / b["images_per_s"] for a, b in zip(runs[name], runs["eager"])]
+        ips = statistics.median(x["images_per_s"] for x in runs[name])
+        row = {"variant": name, "images_per_s": ips, "ratio_median": statistics.median(ratios),
+               "ratio_min": min(ratios), "ratio_max": max(ratios),
+               "warmup_s": statistics.median(x["warmup_s"] for x in runs[name])}
+        rows.append(row)
+        print(f"{name:22s} {ips:14.1f} {row['ratio_median']:14.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
+              f"{'':8s} {row['warmup_s']:10.1f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"model": args.model, "batch_size": args.batch_size, "threads": args.threads,
+                                         "torch": torch.__version__, "rounds": args.rounds, "steps": args.steps,
+                                         "rows": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
