@@ -39,7 +39,7 @@ from cnnlab.train.progress import ProgressPrinter
 from cnnlab.train.regularization import check_l2_selectors, l2_kernels, l2_penalty, matching_kernels
 from cnnlab.train.resume import finished_summary, read_run_config
 from cnnlab.train.rundir import RunLock, new_run_dir, write_json
-from cnnlab.train.setup import build_model
+from cnnlab.train.setup import build_model, init_from_data
 from cnnlab.train.sources import resolve_pretrained
 from cnnlab.train.stages import plan_stages, stage_at, stage_counts, total_epochs
 from cnnlab.train.state import TrainState
@@ -176,6 +176,8 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
         model_cfg.pretrained = None if ckpt else resolve_pretrained(cfg.model.pretrained, runs_dir)
         model = build_model(model_cfg, num_classes=len(splits.classes), in_chans=train_x.shape[1], log=log,
                             input_size=train_x.shape[-1])
+        if not ckpt and not model_cfg.pretrained:   # a checkpoint or source brings fitted weights already
+            init_from_data(model, train_x, normalizer)
     model = task.build_model(model, len(splits.classes), train_x.shape[1], train_x.shape[-1])
     if world.enabled and cfg.sync_bn:   # batch statistics over the global batch (CUDA only)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

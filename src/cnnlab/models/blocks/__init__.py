@@ -9,9 +9,10 @@ from .inception import InceptionBlock
 from .inverted_residual import ConvNormAct, InvertedResidual
 from .residual import BasicBlock, ConcatResidual, PadShortcut
 from .vgg import VGGStage, vgg_stage_layers
+from .whiten import PatchWhitening
 
 __all__ = [
     "ACTIVATIONS", "make_activation", "ConvBNAct", "resolve_padding", "DenseBlock", "DenseLayer",
     "Transition", "InceptionBlock", "ConvNormAct", "InvertedResidual", "BasicBlock", "ConcatResidual",
-    "PadShortcut", "VGGStage", "vgg_stage_layers",
+    "PadShortcut", "VGGStage", "vgg_stage_layers", "PatchWhitening",
 ]

@@ -1,5 +1,6 @@
 """Registered networks; importing this package registers every model."""
 from . import (  # noqa: F401  (imported for their registration side effects)
+    airbench,
     alexnet,
     densenet,
     mobilenetv2,
