@@ -171,3 +171,33 @@ def test_deterministic_mode_is_on_during_the_run_recorded_and_restored_after(tin
     assert seen.flags == (True, 2)
     assert (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()) == before == (False, 1)
     assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["deterministic"] is True
+
+
+def test_monitor_test_logs_test_accuracy_per_epoch_and_report_uses_it_for_milestones(tiny_cifar, tmp_path):
+    from cnnlab.report.run_report import write_run_report
+
+    cfg = tiny_cfg("monitor_test=true", epochs=2, **{"data.val_size": 0})
+    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["val_acc"] is None and 0 <= r["test_acc"] <= 1 and r["test_loss"] > 0 for r in rows)
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert rows[-1]["test_acc"] == pytest.approx(summary["final"]["test_acc"])   # the same weights, scored twice
+    write_run_report(result.run_dir)   # a run with test_acc and no val_acc reports without error
+    # The milestone table falls back to the monitored test accuracy when there is no validation split.
+    from types import SimpleNamespace
+
+    from cnnlab.report.run_report import _milestones
+
+    fake = [{"epoch": 1, "seconds": 10.0, "val_acc": None, "test_acc": 0.55},
+            {"epoch": 2, "seconds": 10.0, "val_acc": None, "test_acc": 0.72}]
+    paragraph, table = _milestones(SimpleNamespace(metrics=fake))
+    assert "test (monitored" in paragraph.text and table.headers[0] == "test accuracy"
+    assert table.rows[:3] == [["50%", "1", "10.0 s"], ["60%", "2", "20.0 s"], ["70%", "2", "20.0 s"]]
+    assert _milestones(SimpleNamespace(metrics=[dict(r, test_acc=None) for r in fake])) == []
+
+
+def test_without_monitor_test_no_test_metrics_per_epoch(tiny_cifar, tmp_path):
+    cfg = tiny_cfg(epochs=1)
+    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    row = json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert "test_acc" not in row

@@ -75,7 +75,8 @@ def curves_figure(metrics: list[dict], title: str = "") -> Figure:
     fig = new_figure(10, 4)
     loss_ax, acc_ax = fig.subplots(1, 2)
     for ax, key, ylabel, scale in ((loss_ax, "loss", "loss", 1.0), (acc_ax, "acc", "accuracy (%)", 100.0)):
-        for split, label, style in (("train", "train", "-o"), ("val", "validation", "-s")):
+        for split, label, style in (("train", "train", "-o"), ("val", "validation", "-s"),
+                                    ("test", "test (monitored)", "-^")):   # test_*: only with monitor_test
             epochs, values = _series(metrics, f"{split}_{key}")
             if epochs:
                 line, = ax.plot(epochs, [v * scale for v in values], style, markersize=3, label=label)

@@ -262,15 +262,20 @@ def _timing_and_params(run: RunData) -> Section:
 
 
 def _milestones(run: RunData) -> list:
-    """Training time to each validation-accuracy milestone, or nothing for a run without val_acc."""
-    marks = time_to_accuracy(run.metrics)
+    """Training time to each validation-accuracy milestone (test accuracy, when the run monitored it and
+    has no validation split), or nothing for a run without either."""
+    key, label = "val_acc", "validation"
+    if not any(r.get("val_acc") is not None for r in run.metrics) and any(r.get("test_acc") is not None
+                                                                          for r in run.metrics):
+        key, label = "test_acc", "test (monitored after each epoch, used for no decision)"
+    marks = time_to_accuracy(run.metrics, key=key)
     if not any(m.epoch for m in marks):
         return []
     rows = [[fmt.percent(m.accuracy, 0), str(m.epoch) if m.epoch else "not reached",
              fmt.duration(m.seconds) if m.epoch else ""] for m in marks]
-    return [Paragraph("Time to validation accuracy: training time (steps only) up to the end of the first epoch "
+    return [Paragraph(f"Time to {label} accuracy: training time (steps only) up to the end of the first epoch "
                       "at or above each milestone."),
-            Table(headers=["val accuracy", "epoch", "training time"], rows=rows)]
+            Table(headers=[f"{key.split('_')[0]} accuracy", "epoch", "training time"], rows=rows)]
 
 
 def _text_section(title: str, text: str | None, absent: str) -> Section:

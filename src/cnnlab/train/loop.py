@@ -362,6 +362,8 @@ def _epoch_row(engine: Engine, state: TrainState, splits, eval_model) -> dict:
             penalty = l2_penalty(kernels, cfg.regularization.l2)
         row["val_loss"], row["val_acc"] = val_loss, val_acc
         row["val_loss_total"] = val_loss + (float(penalty) if penalty is not None else 0.0)
+    if cfg.monitor_test and splits.test is not None:
+        row["test_loss"], row["test_acc"] = engine.task.score(eval_model, splits.test, engine)
     return row
 
 

@@ -38,7 +38,9 @@ def epoch_line(logs: dict, epochs: int) -> str:
     """The one line per epoch, from the epoch's metrics row."""
     return (f"epoch {logs['epoch']}/{epochs}  train loss {_fmt(logs['train_loss'])} "
             f"acc {_fmt(logs['train_acc'], True)}  val loss {_fmt(logs['val_loss'])} "
-            f"acc {_fmt(logs['val_acc'], True)}  lr {logs['lr']:.2e}  {logs['seconds']:.1f}s "
+            f"acc {_fmt(logs['val_acc'], True)}  "
+            + (f"test acc {_fmt(logs['test_acc'], True)}  " if logs.get("test_acc") is not None else "")
+            + f"lr {logs['lr']:.2e}  {logs['seconds']:.1f}s "
             f"{logs['images_per_sec']:.0f} img/s")
 
 
