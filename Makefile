@@ -10,7 +10,7 @@ STAMP := $(VENV)/.cnnlab-installed
 SHARED_DATASETS ?= ../shared/datasets
 # Where the quickstart looks for CIFAR-10: $CNNLAB_DATA if set, else ./data
 export CNNLAB_DATA ?= $(CURDIR)/data
-QUICKSTART_RECIPE ?= recipes/004-a.yaml
+QUICKSTART_RECIPE ?= recipes/fast-cpu.yaml
 # Extra flags for benchmarks/train_speed.py, e.g. make bench BENCH_ARGS="--rounds 1 --num-images 2000"
 BENCH_ARGS ?=
 
