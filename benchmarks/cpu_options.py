@@ -3,8 +3,8 @@ a ratio to plain eager fp32 (NCHW) measured in the same run, rounds interleaved.
 
     python benchmarks/cpu_options.py --model airbench_cpu --batch-size 512 --rounds 3
 
-Options: channels_last memory format, bf16 autocast, torch.compile (default mode), and their
-combinations. Data are random uint8 images (throughput does not depend on the pixels); each
+Options: channels_last memory format, bf16 autocast, torch.compile (default mode), their
+combinations, and (airbench nets) a frozen whitening layer. Data are random uint8 images (throughput does not depend on the pixels); each
 step is normalize + forward + cross-entropy + backward + Nesterov SGD step, as the engine does.
 torch.compile's one-off compile time is reported apart: a 10-minute run pays it once.
 """
@@ -29,6 +29,10 @@ VARIANTS = {
     "bf16": dict(channels_last=False, bf16=True, compile=False),
     "compile": dict(channels_last=False, bf16=False, compile=True),
     "compile+channels_last": dict(channels_last=True, bf16=False, compile=True),
+    # A frozen first layer (airbench's whitening bias after its first epochs, config freeze_after):
+    # its input gradient, the costliest one at full resolution, is never computed. Models with a
+    # `whiten` module only.
+    "channels_last+frozen_whiten": dict(channels_last=True, bf16=False, compile=False, freeze="whiten"),
 }
 
 
@@ -37,7 +41,13 @@ def measure(model_name: str, variant: dict, batch_size: int, warmup_steps: int, 
     model = create_model(model_name)
     if variant["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    frozen = variant.get("freeze")
+    if frozen:
+        if not hasattr(model, frozen):
+            raise SystemExit(f"variant freezes module {frozen!r}, which {model_name} lacks; leave the variant out")
+        for p in getattr(model, frozen).parameters():
+            p.requires_grad_(False)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9, nesterov=True)
     step_fn = torch.compile(model) if variant["compile"] else model
     images = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(0, 10, (batch_size,))
@@ -72,10 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS),
+                   help="default: all that apply to the model (frozen_whiten needs a whiten module)")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.variants is None:
+        has = set(dict(create_model(args.model).named_children()))
+        args.variants = [n for n, v in VARIANTS.items() if v.get("freeze") is None or v["freeze"] in has]
     names = ["eager"] + [v for v in args.variants if v != "eager"]
     runs: dict[str, list[dict]] = {n: [] for n in names}
     for r in range(args.rounds):

@@ -266,10 +266,19 @@ def test_cpu_options_benchmark_reports_ratios_against_eager(tmp_path):
     out = tmp_path / "cpu_options.json"
     proc = subprocess.run([sys.executable, str(BENCH_DIR / "cpu_options.py"), "--model", "airbench_cpu",
                            "--batch-size", "8", "--warmup-steps", "1", "--steps", "1", "--rounds", "2",
-                           "--threads", "1", "--variants", "eager", "channels_last", "--json", str(out)],
+                           "--threads", "1", "--variants", "eager", "channels_last", "channels_last+frozen_whiten",
+                           "--json", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = {r["variant"]: r for r in json.loads(out.read_text())["rows"]}
-    assert set(rows) == {"eager", "channels_last"}
+    assert set(rows) == {"eager", "channels_last", "channels_last+frozen_whiten"}
     assert rows["eager"]["ratio_median"] == 1.0 and rows["channels_last"]["images_per_s"] > 0
     assert "ratio to eager" in proc.stdout
+
+
+def test_cpu_options_frozen_whiten_on_a_model_without_one_names_the_problem():
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "cpu_options.py"), "--model", "cnn004",
+                           "--batch-size", "4", "--warmup-steps", "1", "--steps", "1", "--rounds", "1",
+                           "--threads", "1", "--variants", "channels_last+frozen_whiten"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "lacks" in proc.stderr and "whiten" in proc.stderr

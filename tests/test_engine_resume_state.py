@@ -24,7 +24,8 @@ OVERRIDES = tiny_overrides(
                                 "regularization.ema": 0.9, "regularization.l2": 1e-3,
                                 "regularization.label_smoothing": 0.1, "early_stopping.patience": 2,
                                 "early_stopping.monitor": "val_loss", "early_stopping.min_delta": 10,
-                                "augment.hflip": "true", "augment.crop_padding": 2})
+                                "augment.hflip": "true", "augment.crop_padding": 2,
+                                "optimizer.lookahead": "{every: 2, decay: 0.8, ramp: 1.0}"})
 STEPS_PER_EPOCH = 6
 TIMING = ("seconds", "images_per_sec")
 

@@ -8,6 +8,7 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
+from cnnlab.train.callbacks import Callback
 from cnnlab.train.experiment import experiment_from_dict, load_experiment
 from cnnlab.train.loop import TrainingDiverged, train
 from engine_helpers import REPO, tiny_overrides
@@ -148,6 +149,76 @@ def test_flip_tta_adds_a_second_test_row(tiny_cifar, tmp_path):
     plain = np.load(result.run_dir / "predictions" / "test.npz")
     assert tta["probs"].shape == plain["probs"].shape and not np.allclose(tta["probs"], plain["probs"])
     assert result.summary["final"]["test_tta_acc"] == pytest.approx((tta["probs"].argmax(1) == tta["labels"]).mean())
+
+
+def test_flip_translate_tta_scores_six_views_and_the_report_names_them(tiny_cifar, tmp_path):
+    result = train(tiny_cfg("tta=flip+translate", epochs=1), runs_dir=tmp_path, data_dir=str(tiny_cifar),
+                   quiet=True, log=lambda s: None)
+    tta = np.load(result.run_dir / "predictions" / "test_tta.npz")
+    assert result.summary["final"]["test_tta_acc"] == pytest.approx((tta["probs"].argmax(1) == tta["labels"]).mean())
+    from cnnlab.runs import load_run
+
+    run = load_run(result.run_dir, data_dir=str(tiny_cifar))
+    images = run.splits.test.images
+    np.testing.assert_allclose(run.predict(images, tta="flip+translate"), tta["probs"], atol=1e-5)
+    assert not np.allclose(run.predict(images, tta=True), tta["probs"], atol=1e-4)
+    from cnnlab.report.run_report import render_run_report
+    from cnnlab.runfolder import load_run_data
+
+    assert "| test (flip + translate TTA) |" in render_run_report(load_run_data(result.run_dir)).markdown
+
+
+def test_evaluate_train_off_skips_the_final_pass_over_train(tiny_cifar, tmp_path):
+    result = train(tiny_cfg("evaluate_train=false", epochs=1), runs_dir=tmp_path, data_dir=str(tiny_cifar),
+                   quiet=True, log=lambda s: None)
+    final = result.summary["final"]
+    assert final["train_loss"] is None and final["train_acc"] is None
+    assert final["test_acc"] is not None and final["val_acc"] is not None
+    assert not (result.run_dir / "predictions" / "train.npz").exists()
+    assert (result.run_dir / "predictions" / "test.npz").is_file()
+
+
+def test_unknown_tta_name_is_a_config_error():
+    with pytest.raises(ValueError, match=r"flip\+translate"):
+        tiny_cfg("tta=rotate")
+
+
+class _WeightsPerEpoch(Callback):
+    """Copies of the whitening bias and of the last conv's weights after each epoch."""
+
+    def __init__(self):
+        self.rows = []
+
+    def on_train_begin(self, logs):
+        self.model = logs["model"]
+        self.rows.append(self._copy())
+
+    def _copy(self):
+        return (self.model.whiten.bias.detach().clone(), self.model.group3.conv2.weight.detach().clone())
+
+    def on_epoch_end(self, epoch, logs):
+        self.rows.append(self._copy())
+
+
+def test_freeze_after_stops_a_module_training_after_its_epochs_and_the_rest_trains_on(tiny_cifar, tmp_path):
+    seen = _WeightsPerEpoch()
+    cfg = tiny_cfg("freeze_after={whiten: 1}", recipe="fast-cpu", epochs=3, **{"data.val_size": 0})
+    train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None, callbacks=[seen])
+    (b0, w0), (b1, w1), (b2, w2), (b3, w3) = seen.rows
+    assert not torch.equal(b0, b1)                       # epoch 1 trains the bias
+    assert torch.equal(b1, b2) and torch.equal(b2, b3)   # then it is frozen: no step, no momentum, no decay
+    assert not torch.equal(w1, w2) and not torch.equal(w2, w3)
+
+
+def test_freeze_after_names_unknown_modules_and_bad_epochs_before_any_run_folder(tiny_cifar, tmp_path):
+    with pytest.raises(ValueError, match="freeze_after: no parameters under 'whitening'.*whiten"):
+        train(tiny_cfg("freeze_after={whitening: 1}", recipe="fast-cpu", **{"data.val_size": 0}),
+              runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="freeze_after.whiten: 0 epochs"):
+        tiny_cfg("freeze_after={whiten: 0}", recipe="fast-cpu")
+    with pytest.raises(ValueError, match="freeze_after.whiten: expected an integer"):
+        tiny_cfg("freeze_after={whiten: two}", recipe="fast-cpu")
 
 
 def test_unknown_logger_is_a_config_error_before_any_run_folder(tiny_cifar, tmp_path):

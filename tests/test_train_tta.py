@@ -1,11 +1,12 @@
-"""Flip test-time augmentation on a tiny real network."""
+"""Test-time augmentation (flip, flip + translate) on tiny real networks."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
-from cnnlab.train.predict import flip_tta_probabilities
+from cnnlab.train.predict import tta_probabilities
 
 
 def _normalize(x: torch.Tensor) -> torch.Tensor:
@@ -21,7 +22,7 @@ def test_flip_tta_is_the_mean_of_plain_and_mirrored_probabilities() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))  # position-dependent: a flip changes its output
     model.train()
     images = _images()
-    probs = flip_tta_probabilities(model, images, _normalize, batch_size=4)
+    probs = tta_probabilities(model, images, _normalize, batch_size=4)
     with torch.no_grad():
         plain = torch.softmax(model(_normalize(images)), dim=1)
         mirrored = torch.softmax(model(_normalize(images.flip(-1))), dim=1)
@@ -35,8 +36,32 @@ def test_flip_invariant_model_is_unchanged_and_sigmoid_output_stays_one_column()
     torch.manual_seed(1)
     model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 1))  # mirror-invariant
     images = _images()
-    probs = flip_tta_probabilities(model, images, _normalize, batch_size=5)
+    probs = tta_probabilities(model, images, _normalize, batch_size=5)
     with torch.no_grad():
         expected = torch.sigmoid(model(_normalize(images))).numpy()
     assert probs.shape == (6, 1)
     np.testing.assert_allclose(probs, expected, atol=1e-6)
+
+
+def test_flip_translate_averages_six_views_shifted_one_pixel_with_reflection() -> None:
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
+    images = _images()
+    probs = tta_probabilities(model, images, _normalize, batch_size=4, views="flip+translate")
+    x = _normalize(images)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    up_left = padded[..., 2:10, 2:10]      # content moved 1 px up and left: pixel (i, j) shows (i+1, j+1)
+    down_right = padded[..., 0:8, 0:8]
+    assert torch.equal(up_left[..., 0, 0], x[..., 1, 1]) and torch.equal(down_right[..., 1, 1], x[..., 0, 0])
+    views = [v for base in (x, up_left, down_right) for v in (base, base.flip(-1))]
+    with torch.no_grad():
+        expected = sum(torch.softmax(model(v), dim=1) for v in views) / 6
+    np.testing.assert_allclose(probs, expected.numpy(), atol=1e-6)
+    flip_only = tta_probabilities(model, images, _normalize, batch_size=4, views=True)
+    assert not np.allclose(probs, flip_only, atol=1e-3)
+
+
+def test_unknown_tta_views_name_the_choices() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
+    with pytest.raises(ValueError, match="flip\\+translate"):
+        tta_probabilities(model, _images(), _normalize, batch_size=4, views="rotate")

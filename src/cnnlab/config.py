@@ -104,7 +104,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                     raise  # a huge int stays an error, not a float of another meaning
                 bad_value = bad_value or err
             except ConfigError:
-                pass
+                if dataclasses.is_dataclass(arg) and isinstance(value, dict):
+                    raise   # a mapping meant for this section: its own message says what is wrong in it
         if bad_value is not None:
             raise bad_value
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
@@ -118,7 +119,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
+        key_tp, value_tp = get_args(tp) or (Any, Any)
+        return {_coerce(k, key_tp, f"{where} key"): _coerce(v, value_tp, f"{where}.{k}") for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value

@@ -69,7 +69,9 @@ def register(subparsers) -> None:
     p.add_argument("run", help="a run folder")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders (searched recursively)")
     p.add_argument("--top-k", type=int, default=3, help="classes shown per file (default 3)")
-    p.add_argument("--tta", action="store_true", help="average each image with its left-right mirror")
+    p.add_argument("--tta", nargs="?", const="flip", default=False, choices=["flip", "flip+translate"],
+                   help="test-time augmentation: --tta averages each image with its left-right mirror; "
+                   "--tta flip+translate adds both shifted 1 px up-left and down-right (6 views)")
     p.add_argument("--out", default=None, help="also write every prediction to this .csv or .json file")
     p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: the run's "
                    "eval_batch_size)")

@@ -111,25 +111,26 @@ class LoadedRun:
                                  f"builds ({str(err).splitlines()[0]}); was the config edited after training?") from None
         return model.to(self.device).eval()
 
-    def predict(self, images: Any, batch_size: Optional[int] = None, tta: bool = False) -> np.ndarray:
+    def predict(self, images: Any, batch_size: Optional[int] = None, tta: bool | str = False) -> np.ndarray:
         """Class probabilities, float32 N x K (K = len(classes), rows sum to 1; a one-logit sigmoid
         head gives [1 - p, p]).
 
         ``images``: uint8 N x C x H x W (torch tensor or numpy array; C x H x W for one image) of
         the run's input size, as training saw them before normalization; or a list of PIL images
         and/or image paths (one of either alone works too), decoded and resized exactly as the run's
-        image folders were. ``tta`` averages each image with its left-right mirror.
+        image folders were. ``tta``: true or "flip" averages each image with its left-right mirror;
+        "flip+translate" adds both shifted 1 px up-left and down-right (6 views).
         """
         from cnnlab.train.losses import probabilities
-        from cnnlab.train.predict import flip_tta_probabilities, predict_logits
+        from cnnlab.train.predict import predict_logits, tta_name, tta_probabilities
 
         if self.task != "classification":
             raise ValueError(f"{self.run_dir} was trained with task {self.task!r}; predict gives class "
                              "probabilities of classification runs only")
         batch = _image_batch(images, self.in_chans, self.input_size)
         size = batch_size or self.config.eval_batch_size
-        if tta:
-            probs = torch.from_numpy(flip_tta_probabilities(self.model, batch, self.normalizer, size))
+        if tta_name(tta):
+            probs = torch.from_numpy(tta_probabilities(self.model, batch, self.normalizer, size, tta))
         else:
             probs = probabilities(predict_logits(self.model, batch, self.normalizer, size))
         if probs.shape[1] == 1:  # sigmoid head: the probability of class 1

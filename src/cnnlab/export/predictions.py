@@ -35,7 +35,7 @@ class FilePredictions:
     labels: np.ndarray
     failed: dict[str, str] = field(default_factory=dict)     # path -> reason
     unscored_folders: list[str] = field(default_factory=list)  # class folders that are not run classes
-    tta: bool = False
+    tta: bool | str = False   # false, "flip" or "flip+translate" (train/predict.py TTA_SHIFTS)
 
     @property
     def scored(self) -> np.ndarray:
@@ -55,7 +55,7 @@ class FilePredictions:
         return [[(self.classes[j], float(row[j])) for j in idx] for row, idx in zip(self.probs, order)]
 
 
-def predict_files(run: Any, paths: Sequence[str | Path], tta: bool = False,
+def predict_files(run: Any, paths: Sequence[str | Path], tta: bool | str = False,
                   batch_size: Optional[int] = None) -> FilePredictions:
     """Predict every image file under ``paths`` (files and folders) with a loaded run."""
     listing = find_image_files(paths)

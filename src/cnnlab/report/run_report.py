@@ -44,7 +44,9 @@ def _figure(name: str, fig: Any, caption: str) -> Figure:
     return Figure(name=name, png=figure_to_png_bytes(fig), caption=caption)
 
 
-def _split_label(split: str) -> str:
+def _split_label(split: str, config: dict | None = None) -> str:
+    if split == "test_tta" and (config or {}).get("tta") == "flip+translate":
+        return "test (flip + translate TTA)"
     return SPLIT_LABELS.get(split, split)
 
 
@@ -75,7 +77,7 @@ def _final_results(run: RunData) -> Section:
     for split in ("train", "val", "test", "test_tta"):   # test_tta: with `tta: true` (accuracy only)
         loss, acc = run.final(f"{split}_loss"), run.final(f"{split}_acc")
         if loss is not None or acc is not None:
-            rows.append([_split_label(split), fmt.decimal(loss), fmt.percent(acc)])
+            rows.append([_split_label(split, run.config), fmt.decimal(loss), fmt.percent(acc)])
     if not rows:
         return Section("Final results", [
             Paragraph("No final numbers: summary.json and metrics.jsonl are absent or empty.")])
@@ -128,7 +130,7 @@ def _split_metrics(run: RunData) -> tuple[Section, dict[str, dict[str, Any]]]:
     if not computed:
         return Section("Metrics per split", problems or [
             Paragraph("No predictions (predictions/*.npz absent): no metrics per split.")]), computed
-    rows = [[_split_label(split), fmt.integer(m["n"]), fmt.percent(m["accuracy"]), fmt.decimal(m["log_loss"]),
+    rows = [[_split_label(split, run.config), fmt.integer(m["n"]), fmt.percent(m["accuracy"]), fmt.decimal(m["log_loss"]),
              fmt.percent(m["top5_accuracy"]), fmt.percent(m["macro_avg"]["precision"]),
              fmt.percent(m["macro_avg"]["recall"]), fmt.percent(m["macro_avg"]["f1"])] for split, m in computed.items()]
     headers = ["split", "images", "accuracy", "log-loss", "top-5", "macro precision", "macro recall", "macro F1"]

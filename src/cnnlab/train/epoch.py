@@ -15,10 +15,11 @@ from typing import Callable, Optional
 import torch
 
 from cnnlab.train.distributed import SINGLE, World
+from cnnlab.train.lookahead import lookahead_share
 from cnnlab.train.optim import set_lr
 from cnnlab.train.regularization import l2_penalty
 from cnnlab.train.schedules import lr_at
-from cnnlab.train.stages import Stage, apply_trainable, set_train_mode, stage_at, stage_optimizer
+from cnnlab.train.stages import Stage, apply_trainable, freeze_due, set_train_mode, stage_at, stage_optimizer
 from cnnlab.train.state import TrainState
 
 
@@ -47,6 +48,7 @@ class Engine:
     world: World = SINGLE            # train/distributed.py: this rank's share, who writes, cross-rank sums
     ddp_model: Optional[torch.nn.Module] = None   # `model` in DistributedDataParallel when world.size > 1
     batch_part: tuple = (0, 0)       # this rank's rows of the current global batch: (start, global size)
+    lookahead: object = None         # train/lookahead.py: Lookahead, with optimizer.lookahead
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The training forward: through DDP when several ranks train (it then averages the
@@ -67,12 +69,19 @@ class Engine:
     def enter_stage(self, stage: Stage) -> None:
         """Freeze and unfreeze by name and build the stage's optimizer (fresh state)."""
         apply_trainable(self.model, stage.trainable)
+        freeze_due(self.model, self.cfg.freeze_after, stage.start_step, self.steps_per_epoch)
         self.optimizer = stage_optimizer(self.model, self.cfg.optimizer, stage)
         self.stage_index = stage.index
         set_train_mode(self.model, self.cfg.model.frozen_bn)
         # DDP registers the parameters that train when it is built: a stage that freezes or
         # unfreezes some needs a new wrapper (every rank enters the stage at the same step).
         self.ddp_model = self.world.wrap(self.model, self.device)
+
+    def freeze_due(self, global_step: int) -> None:
+        """Apply `freeze_after` at an epoch's start. The optimizer keeps the frozen parameters: with
+        no gradient it skips them (no momentum, no weight decay)."""
+        if freeze_due(self.model, self.cfg.freeze_after, global_step, self.steps_per_epoch):
+            self.ddp_model = self.world.wrap(self.model, self.device)   # DDP registers what trains when built
 
 
 def steps_per_epoch(n_train: int, batch_size: int, drop_last: Optional[bool]) -> int:
@@ -128,6 +137,7 @@ def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop:
             for k, v in zip(keys, added):
                 state.sums[k] = sums0[k] + (int(round(v)) if k in ("correct", "seen") else v)
 
+    engine.freeze_due(state.global_step)
     set_train_mode(model, cfg.model.frozen_bn)
     # A plan that ends mid-epoch (a last stage of `steps: 50000` at 352 steps an epoch) ends there:
     # its last epoch is a partial one, so the run takes exactly the steps it was asked for.
@@ -167,6 +177,10 @@ def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop:
             outcome = "diverged"
             break
         optimizer.step()
+        if engine.lookahead is not None:
+            share = lookahead_share(state.global_step + 1, engine.plan[-1].end_step, cfg.optimizer.lookahead)
+            if share is not None:
+                engine.lookahead.pull(model, share)
         if engine.ema:
             engine.ema.update(model)
         state.global_step += 1

@@ -9,7 +9,7 @@ import numpy as np
 from cnnlab.atomic import write_atomically
 from cnnlab.train import runtime
 from cnnlab.train.losses import probabilities
-from cnnlab.train.predict import evaluate, flip_tta_probabilities
+from cnnlab.train.predict import evaluate, tta_probabilities
 
 # Above this many stored probabilities (images x classes) the train-split predictions are not
 # saved: 5e6 float32 = 20 MB, enough for CIFAR-100's 50,000 x 100.
@@ -45,6 +45,14 @@ def save_predictions(path: Path, probs: np.ndarray, ds) -> None:
     write_atomically(path, write)
 
 
+def _scored_split(splits, split_name: str, cfg):
+    """The split the final evaluation scores, or None: absent, empty, or train with evaluate_train off."""
+    ds = getattr(splits, split_name)
+    if ds is None or len(ds) == 0 or (split_name == "train" and not cfg.evaluate_train):
+        return None
+    return ds
+
+
 def final_evaluation(model, splits, normalizer, cfg, amp_dtype, channels_last, run_dir: Path, engine=None) -> dict:
     """Evaluate the final weights on every split (eval mode, no augmentation) and save predictions.
 
@@ -59,8 +67,8 @@ def final_evaluation(model, splits, normalizer, cfg, amp_dtype, channels_last, r
     task = getattr(engine, "task", None)
     if task is not None and task.name != "classification":
         for split_name in ("train", "val", "test"):
-            ds = getattr(splits, split_name)
-            if ds is None or len(ds) == 0:
+            ds = _scored_split(splits, split_name, cfg)
+            if ds is None:
                 out[f"{split_name}_loss"] = out[f"{split_name}_acc"] = None
                 continue
             out[f"{split_name}_loss"], out[f"{split_name}_acc"] = task.score(model, ds, engine)
@@ -69,8 +77,8 @@ def final_evaluation(model, splits, normalizer, cfg, amp_dtype, channels_last, r
                 save_predictions(pred_dir / f"{split_name}.npz", probs.numpy(), ds)
         return out
     for split_name in ("train", "val", "test"):
-        ds = getattr(splits, split_name)
-        if ds is None or len(ds) == 0:
+        ds = _scored_split(splits, split_name, cfg)
+        if ds is None:
             out[f"{split_name}_loss"] = out[f"{split_name}_acc"] = None
             continue
         res = evaluate(model, ds.images, ds.labels, normalizer, cfg.eval_batch_size, amp_dtype, channels_last, world)
@@ -78,8 +86,8 @@ def final_evaluation(model, splits, normalizer, cfg, amp_dtype, channels_last, r
         if writes and (split_name != "train" or res.logits.numel() <= MAX_SAVED_PROBS):
             save_predictions(pred_dir / f"{split_name}.npz", probabilities(res.logits).numpy(), ds)
     if cfg.tta and splits.test is not None:
-        probs = flip_tta_probabilities(model, splits.test.images, normalizer, cfg.eval_batch_size, amp_dtype,
-                                       channels_last, world)
+        probs = tta_probabilities(model, splits.test.images, normalizer, cfg.eval_batch_size, cfg.tta, amp_dtype,
+                                  channels_last, world)
         labels = splits.test.labels.numpy()
         pred = (probs[:, 0] > 0.5).astype(np.int64) if probs.shape[1] == 1 else probs.argmax(1)
         out["test_tta_acc"] = float((pred == labels).mean())

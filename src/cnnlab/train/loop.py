@@ -31,6 +31,7 @@ from cnnlab.train import distributed, runtime
 from cnnlab.train.callbacks import BestWeights, Callback, EarlyStopping, MetricsWriter
 from cnnlab.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint, save_weights
 from cnnlab.train.ema import ModelEMA
+from cnnlab.train.lookahead import Lookahead
 from cnnlab.train.epoch import Engine, steps_per_epoch, train_epoch
 from cnnlab.train.experiment import ExperimentConfig, experiment_to_yaml
 from cnnlab.train.finalize import final_evaluation, run_summary
@@ -41,7 +42,7 @@ from cnnlab.train.resume import finished_summary, read_run_config
 from cnnlab.train.rundir import RunLock, new_run_dir, write_json
 from cnnlab.train.setup import build_model, init_from_data
 from cnnlab.train.sources import resolve_pretrained
-from cnnlab.train.stages import plan_stages, stage_at, stage_counts, total_epochs
+from cnnlab.train.stages import plan_stages, stage_at, stage_counts, total_epochs, trainable_prefixes
 from cnnlab.train.state import TrainState
 from cnnlab.train.task import create_task
 
@@ -185,7 +186,9 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     check_l2_selectors(model, cfg.regularization.l2_layers)
+    trainable_prefixes(model, list(cfg.freeze_after), key="freeze_after")   # a typo fails here, not epochs later
     kernels = l2_kernels(model, cfg.regularization.l2_layers)
+    lookahead = Lookahead(model) if cfg.optimizer.lookahead else None
     ema = ModelEMA(model, cfg.regularization.ema) if cfg.regularization.ema else None
     eval_model = ema.module if ema else model
     steps = steps_per_epoch(train_x.shape[0], cfg.batch_size, cfg.drop_last)
@@ -198,7 +201,7 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     stage = plan[ckpt["optimizer_stage"]] if ckpt else stage_at(plan, state.global_step)
     engine = Engine(cfg, model, None, ema, kernels, normalizer, Augmenter(cfg.augment), train_x, train_y,
                     torch.Generator().manual_seed(cfg.seed), torch.Generator(device=device).manual_seed(cfg.seed + 1),
-                    device, amp_dtype, channels_last, steps, plan, task=task, world=world)
+                    device, amp_dtype, channels_last, steps, plan, task=task, world=world, lookahead=lookahead)
     engine.enter_stage(stage)
 
     def make_run_dir() -> Path:
@@ -237,6 +240,8 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
         engine.optimizer.load_state_dict(ckpt["optimizer"])
         if ema:
             ema.load_state_dict(ckpt["ema"])
+        if lookahead:
+            lookahead.load_state_dict(ckpt.get("lookahead") or {})
         restore_rng_state(ckpt["rng"], generators)
         for cb in _stateful(callbacks):
             if cb.state_key in ckpt["callbacks"]:
@@ -257,7 +262,8 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
             return
         save_checkpoint({"state": state.to_dict(), "model": model.state_dict(),
                          "optimizer": engine.optimizer.state_dict(), "optimizer_stage": engine.stage_index,
-                         "ema": ema.state_dict() if ema else None, "rng": rng_state(generators),
+                         "ema": ema.state_dict() if ema else None,
+                         "lookahead": lookahead.state_dict() if lookahead else None, "rng": rng_state(generators),
                          "callbacks": {cb.state_key: cb.state_dict() for cb in _stateful(callbacks)},
                          "normalizer": normalizer.state_dict()},
                         run_dir / "checkpoints" / "last.pt")

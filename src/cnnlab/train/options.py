@@ -16,6 +16,26 @@ def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 @dataclass
+class LookaheadConfig:
+    """Lookahead (Zhang et al. 2019) as airbench uses it: every `every` optimizer steps the weights
+    (and float buffers) are pulled back toward a slow copy, which then takes their place. The slow
+    copy's share after step t of T is decay * (t / T) ** ramp, so early steps are plain SGD and late
+    ones average; the last step of the run ends on the slow weights (share 1)."""
+
+    every: int = 5                  # optimizer steps between pulls
+    decay: float = 0.95 ** 5        # the slow copy's share at the end of the run (airbench: 0.95 ** 5)
+    ramp: float = 3.0               # power of the run's progress that scales the share
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise ValueError(f"optimizer.lookahead.every must be >= 1, got {self.every}")
+        if not 0 <= self.decay < 1:
+            raise ValueError(f"optimizer.lookahead.decay must be in [0, 1), got {self.decay}")
+        if self.ramp < 0:
+            raise ValueError(f"optimizer.lookahead.ramp must be >= 0, got {self.ramp}")
+
+
+@dataclass
 class OptimizerConfig:
     name: str = "adam"
     lr: float = 1e-3
@@ -27,6 +47,7 @@ class OptimizerConfig:
     # Decoupled for adamw (AdamW paper); for sgd/adam/rmsprop PyTorch adds wd*w to the gradient.
     # For the Keras-style L2 penalty added to the loss use regularization.l2.
     weight_decay: float = 0.0
+    lookahead: Optional[LookaheadConfig] = None   # {every: 5}: airbench's Lookahead over any optimizer
 
     def __post_init__(self) -> None:
         _check_choice("optimizer.name", self.name, OPTIMIZERS)

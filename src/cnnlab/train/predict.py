@@ -1,4 +1,4 @@
-"""Batched inference over a device-resident uint8 dataset: logits, loss, accuracy, flip TTA."""
+"""Batched inference over a device-resident uint8 dataset: logits, loss, accuracy, test-time augmentation."""
 
 from __future__ import annotations
 
@@ -59,27 +59,62 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return EvalResult(loss=loss, accuracy=acc, logits=logits)
 
 
+# Test-time augmentation: each view is a shift in pixels (dy, dx), scored as is and mirrored.
+# "flip+translate" is airbench's 6 views (Jordan 2024): the image and its 1-px up-left and
+# down-right shifts (reflect-padded), each with its mirror.
+TTA_SHIFTS = {"flip": ((0, 0),), "flip+translate": ((0, 0), (-1, -1), (1, 1))}
+
+
+def tta_name(tta: bool | str) -> str | None:
+    """The views a config's or caller's `tta` means: None (off), "flip" (true) or a TTA_SHIFTS name."""
+    if tta is False or tta is None:
+        return None
+    name = "flip" if tta is True else tta
+    if name not in TTA_SHIFTS:
+        raise ValueError(f"tta={tta!r}: use true, false or one of {', '.join(TTA_SHIFTS)}")
+    return name
+
+
+def _shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """x moved by (dy, dx) pixels, the border filled by reflection (as the training crops pad)."""
+    if dy == 0 and dx == 0:
+        return x
+    pad = max(abs(dy), abs(dx))
+    h, w = x.shape[-2:]
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
+    return padded[..., pad - dy:pad - dy + h, pad - dx:pad - dx + w]
+
+
 @torch.no_grad()
-def flip_tta_probabilities(model: nn.Module, images: torch.Tensor,
-                           normalize: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
-                           amp_dtype: torch.dtype | None = None, channels_last: bool = False,
-                           world=None) -> np.ndarray:
-    """Mean of the probabilities of ``images`` and of their left-right mirrors, float32 N x K.
+def tta_probabilities(model: nn.Module, images: torch.Tensor, normalize: Callable[[torch.Tensor], torch.Tensor],
+                      batch_size: int, views: bool | str = "flip", amp_dtype: torch.dtype | None = None,
+                      channels_last: bool = False, world=None) -> np.ndarray:
+    """Mean of the class probabilities over the TTA views of ``images``, float32 N x K.
 
     ``images`` are uint8 N x C x H x W (on any device) as the trainer keeps them; ``normalize``
-    turns a batch into model input. The mirror is taken after normalization, which is the same
-    as before it for per-channel normalization. The model runs in eval mode; its mode is restored.
-    The trainer saves the result as predictions/test_tta.npz; the run report shows it as a second
-    "test (flip TTA)" row.
+    turns a batch into model input. ``views`` is "flip" (true: the image and its left-right
+    mirror) or "flip+translate" (those two, and both shifted 1 px up-left and down-right). Shifts
+    and mirrors are taken after normalization, which is the same as before it for per-channel
+    normalization. The model runs in eval mode; its mode is restored. The trainer saves the result
+    as predictions/test_tta.npz; the run report shows it as a second test row.
     """
     if images.ndim != 4:
         raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
+    name = tta_name(views)
+    if name is None:
+        raise ValueError("views=False scores no TTA views; call predict_logits for plain predictions")
     was_training = model.training
     model.eval()
+    total = None
     try:
-        plain = predict_logits(model, images, normalize, batch_size, amp_dtype, channels_last, world)
-        mirrored = predict_logits(model, images, lambda x: torch.flip(normalize(x), dims=[-1]),
-                                  batch_size, amp_dtype, channels_last, world)
+        for dy, dx in TTA_SHIFTS[name]:
+            for mirror in (False, True):
+                def view(x, dy=dy, dx=dx, mirror=mirror):
+                    x = _shifted(normalize(x), dy, dx)
+                    return torch.flip(x, dims=[-1]) if mirror else x
+                probs = probabilities(predict_logits(model, images, view, batch_size, amp_dtype, channels_last,
+                                                     world))
+                total = probs if total is None else total + probs
     finally:
         model.train(was_training)
-    return ((probabilities(plain) + probabilities(mirrored)) / 2).numpy().astype(np.float32)
+    return (total / (2 * len(TTA_SHIFTS[name]))).numpy().astype(np.float32)

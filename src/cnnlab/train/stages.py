@@ -79,8 +79,9 @@ def _matches(name: str, prefixes: list[str]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-def trainable_prefixes(model: nn.Module, trainable) -> Optional[list[str]]:
-    """Prefixes of the parameters that train (None: all). Unknown prefixes are an error listing what exists."""
+def trainable_prefixes(model: nn.Module, trainable, key: str = "stages.trainable") -> Optional[list[str]]:
+    """Prefixes of the parameters that train (None: all). Unknown prefixes are an error (naming the
+    config `key`) listing what exists."""
     if trainable == "all":
         return None
     if trainable == "head":
@@ -96,7 +97,7 @@ def trainable_prefixes(model: nn.Module, trainable) -> Optional[list[str]]:
             prefixes.append(f"body.{p}")
         else:
             modules = sorted({n.rsplit(".", 1)[0] for n in names})
-            raise ValueError(f"stages.trainable: no parameters under {p!r}; modules with parameters: "
+            raise ValueError(f"{key}: no parameters under {p!r}; modules with parameters: "
                              f"{', '.join(modules[:40])}{' ...' if len(modules) > 40 else ''}")
     return prefixes
 
@@ -105,6 +106,22 @@ def apply_trainable(model: nn.Module, trainable) -> None:
     prefixes = trainable_prefixes(model, trainable)
     for name, param in model.named_parameters():
         param.requires_grad_(prefixes is None or _matches(name, prefixes))
+
+
+def freeze_due(model: nn.Module, freeze_after: dict[str, int], global_step: int, steps_per_epoch: int) -> bool:
+    """Freeze the parameters under each `freeze_after` prefix once its epochs have passed at
+    `global_step`; True when some parameter changed. A pure function of the step, so a resumed run
+    freezes what the uninterrupted one had frozen."""
+    due = [p for p, epochs in freeze_after.items() if global_step >= epochs * steps_per_epoch]
+    if not due:
+        return False
+    prefixes = trainable_prefixes(model, due, key="freeze_after")
+    changed = False
+    for name, param in model.named_parameters():
+        if param.requires_grad and _matches(name, prefixes):
+            param.requires_grad_(False)
+            changed = True
+    return changed
 
 
 def set_train_mode(model: nn.Module, frozen_bn: str) -> None:

@@ -1,0 +1,47 @@
+"""Lookahead over any optimizer (Zhang et al. 2019, in airbench's form): a slow copy of the weights
+that the fast ones are pulled back to every few steps (config: optimizer.lookahead)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from cnnlab.train.options import LookaheadConfig
+
+
+def lookahead_share(step: int, total_steps: int, cfg: LookaheadConfig) -> Optional[float]:
+    """The slow copy's share after optimizer step `step` (1-based) of `total_steps`, or None when
+    that step has no pull. A pure function of the step, so a resumed run pulls where the
+    uninterrupted one did; the run's last step takes the slow weights whole (share 1)."""
+    if step >= total_steps:
+        return 1.0
+    if step % cfg.every:
+        return None
+    return cfg.decay * (step / total_steps) ** cfg.ramp
+
+
+class Lookahead:
+    """The slow copy of a model's floating-point state (parameters and batch-norm statistics)."""
+
+    def __init__(self, model: nn.Module):
+        self.slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def pull(self, model: nn.Module, share: float) -> None:
+        """slow <- share * slow + (1 - share) * fast; then fast <- slow."""
+        state = model.state_dict()
+        for key, slow in self.slow.items():
+            slow.lerp_(state[key], 1.0 - share)
+            state[key].copy_(slow)
+
+    def state_dict(self) -> dict:
+        return dict(self.slow)
+
+    def load_state_dict(self, state: dict) -> None:
+        missing = sorted(set(self.slow) - set(state))
+        if missing:
+            raise KeyError(f"lookahead state lacks {missing[:5]}: the checkpoint is from another model")
+        for key, slow in self.slow.items():
+            slow.copy_(state[key])
