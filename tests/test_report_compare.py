@@ -138,7 +138,7 @@ def test_flip_tta_column_appears_beside_test_acc_only_when_a_run_scored_it(real:
     tta_run = train_tiny(tmp_path / "runs", real.data, "name=tiny_tta", "tta=true")
     tta_acc = _final(tta_run, "test_tta_acc")
     header = compare_runs([real.base, tta_run], fmt="md").splitlines()[0]
-    assert "| test acc | test acc (flip TTA) | params |" in header
+    assert "| test acc | test acc (TTA) | params |" in header
     text = compare_runs([real.base, tta_run], fmt="md")
     tta_line = next(line for line in text.splitlines() if line.startswith("| tiny_tta "))
     plain_line = next(line for line in text.splitlines() if line.startswith("| tiny "))

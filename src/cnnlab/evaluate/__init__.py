@@ -1,4 +1,4 @@
-"""Evaluation of saved predictions: metrics, confusion, the four example groups (flip TTA is computed by the trainer)."""
+"""Evaluation of saved predictions: metrics, confusion, the four example groups (TTA is computed by the trainer)."""
 from __future__ import annotations
 
 from cnnlab.evaluate._inputs import PredictionFormatError

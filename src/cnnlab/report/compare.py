@@ -30,9 +30,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("val acc", "val_acc"), ("test acc", "test_acc"), ("params", "params"), ("epochs", "epochs"),
     ("wall time", "wall_seconds"),
 )
-# Shown only when some run has the value: the test set scored with flip test-time augmentation
-# (config `tta: true`), beside the plain test accuracy rather than in place of it.
-OPTIONAL_COLUMNS: tuple[tuple[str, str], ...] = (("test acc (flip TTA)", "test_tta_acc"),)
+# Shown only when some run has the value: the test set scored with test-time augmentation (config
+# `tta`: flip, or flip+translate; runs that differ in it are separate rows), beside the plain test
+# accuracy rather than in place of it.
+OPTIONAL_COLUMNS: tuple[tuple[str, str], ...] = (("test acc (TTA)", "test_tta_acc"),)
 FORMATS = ("md", "csv", "html")
 
 
@@ -256,7 +257,7 @@ def compare_runs(run_dirs: Iterable[Path], fmt: str = "md") -> str:
     """The summary table of report 003 for ``run_dirs``: one row per experiment.
 
     Columns: experiment, n (runs), train loss, train acc, val loss, val acc, test acc, test acc
-    (flip TTA) when some run scored it, params, epochs, wall time. Runs sharing a config up to the
+    (TTA) when some run scored it, params, epochs, wall time. Runs sharing a config up to the
     seed (see ``comparison_rows``) are one row with mean ± sample std (ddof=1); a same-name run with
     another config is another row.
     ``fmt``: "md" (Markdown table), "csv" (raw means and stds), "html" (a self-contained page

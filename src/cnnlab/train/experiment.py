@@ -92,7 +92,7 @@ class ExperimentConfig:
     tta: Union[bool, Literal["flip", "flip+translate"]] = False
     # Module-name prefix -> the epochs its parameters train; after them they are frozen for the rest of
     # the run ({whiten: 3}: airbench trains the whitening layer's bias for its first epochs only, and a
-    # frozen first layer skips its input gradient: ~20% more steps/s for airbench_cpu on 2 cores).
+    # frozen first layer skips its input gradient: 1.12x the steps/s for airbench_cpu on 2 cores).
     freeze_after: dict[str, int] = field(default_factory=dict)
     # Also score the test set after every epoch (test_loss, test_acc in metrics.jsonl), for time-to-accuracy
     # when there is no validation split (speed records train on all 50,000 images). Only watched:
