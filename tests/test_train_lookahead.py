@@ -41,6 +41,25 @@ def test_pull_moves_slow_toward_fast_and_puts_the_result_in_the_model():
         la.load_state_dict({})
 
 
+def test_pull_leaves_frozen_parameters_and_frozen_batch_norm_statistics_alone():
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2), nn.Linear(2, 2))
+    la = Lookahead(model)
+    for p in list(model[0].parameters()) + list(model[1].parameters()):
+        p.requires_grad_(False)   # frozen after the slow copy was taken, as freeze_after does mid-run
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+        model[1].running_var.add_(3.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    la.pull(model, 0.5)
+    after = model.state_dict()
+    for key in ("0.weight", "0.bias", "1.weight", "1.running_var"):
+        assert torch.equal(after[key], before[key]), key
+    torch.testing.assert_close(after["2.weight"], before["2.weight"] - 0.5)   # the trainable layer is pulled
+    la.pull(model, 0.5)
+    assert torch.equal(model.state_dict()["0.weight"], before["0.weight"])
+
+
 @pytest.mark.parametrize("bad, message", [("{every: 0}", "every must be >= 1"), ("{decay: 1.0}", r"decay must be in \[0, 1\)"),
                                           ("{ramp: -1}", "ramp must be >= 0"), ("{steps: 5}", "steps")])
 def test_bad_lookahead_settings_are_config_errors(bad, message):

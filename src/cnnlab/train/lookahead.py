@@ -22,6 +22,19 @@ def lookahead_share(step: int, total_steps: int, cfg: LookaheadConfig) -> Option
     return cfg.decay * (step / total_steps) ** cfg.ramp
 
 
+def frozen_keys(model: nn.Module) -> set[str]:
+    """state_dict keys that do not train now: parameters with requires_grad off, and the buffers
+    of modules whose parameters are all frozen (a frozen batch norm's statistics)."""
+    keys = set()
+    for module_name, module in model.named_modules():
+        prefix = f"{module_name}." if module_name else ""
+        params = list(module.named_parameters(recurse=False))
+        keys.update(prefix + name for name, p in params if not p.requires_grad)
+        if params and not any(p.requires_grad for _, p in params):
+            keys.update(prefix + name for name, _ in module.named_buffers(recurse=False))
+    return keys
+
+
 class Lookahead:
     """The slow copy of a model's floating-point state (parameters and batch-norm statistics)."""
 
@@ -30,9 +43,14 @@ class Lookahead:
 
     @torch.no_grad()
     def pull(self, model: nn.Module, share: float) -> None:
-        """slow <- share * slow + (1 - share) * fast; then fast <- slow."""
+        """slow <- share * slow + (1 - share) * fast; then fast <- slow. Frozen entries (a stage's or
+        freeze_after's) stay as they are: their slow copy just follows them."""
         state = model.state_dict()
+        frozen = frozen_keys(model)
         for key, slow in self.slow.items():
+            if key in frozen:
+                slow.copy_(state[key])
+                continue
             slow.lerp_(state[key], 1.0 - share)
             state[key].copy_(slow)
 
