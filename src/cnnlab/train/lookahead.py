@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from cnnlab.train.options import LookaheadConfig
+from cnnlab.train.stages import all_params_frozen
 
 
 def lookahead_share(step: int, total_steps: int, cfg: LookaheadConfig) -> Optional[float]:
@@ -28,9 +29,8 @@ def frozen_keys(model: nn.Module) -> set[str]:
     keys = set()
     for module_name, module in model.named_modules():
         prefix = f"{module_name}." if module_name else ""
-        params = list(module.named_parameters(recurse=False))
-        keys.update(prefix + name for name, p in params if not p.requires_grad)
-        if params and not any(p.requires_grad for _, p in params):
+        keys.update(prefix + name for name, p in module.named_parameters(recurse=False) if not p.requires_grad)
+        if all_params_frozen(module):
             keys.update(prefix + name for name, _ in module.named_buffers(recurse=False))
     return keys
 

@@ -31,10 +31,10 @@ from cnnlab.train import distributed, runtime
 from cnnlab.train.callbacks import BestWeights, Callback, EarlyStopping, MetricsWriter
 from cnnlab.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint, save_weights
 from cnnlab.train.ema import ModelEMA
-from cnnlab.train.lookahead import Lookahead
 from cnnlab.train.epoch import Engine, steps_per_epoch, train_epoch
 from cnnlab.train.experiment import ExperimentConfig, experiment_to_yaml
 from cnnlab.train.finalize import final_evaluation, run_summary
+from cnnlab.train.lookahead import Lookahead
 from cnnlab.train.loggers import loggers_from_settings
 from cnnlab.train.progress import ProgressPrinter
 from cnnlab.train.regularization import check_l2_selectors, l2_kernels, l2_penalty, matching_kernels

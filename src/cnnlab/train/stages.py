@@ -124,6 +124,12 @@ def freeze_due(model: nn.Module, freeze_after: dict[str, int], global_step: int,
     return changed
 
 
+def all_params_frozen(module: nn.Module) -> bool:
+    """The module has parameters of its own and none of them trains (a frozen batch norm)."""
+    params = list(module.parameters(recurse=False))
+    return bool(params) and not any(p.requires_grad for p in params)
+
+
 def set_train_mode(model: nn.Module, frozen_bn: str) -> None:
     """model.train(), except batch norm whose parameters are all frozen stays in inference mode
     (frozen_bn="eval", Keras' trainable=False): its moving statistics then stay as loaded."""
@@ -131,10 +137,8 @@ def set_train_mode(model: nn.Module, frozen_bn: str) -> None:
     if frozen_bn != "eval":
         return
     for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            params = list(module.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
-                module.eval()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and all_params_frozen(module):
+            module.eval()
 
 
 def stage_optimizer(model: nn.Module, opt: OptimizerConfig, stage: Stage) -> torch.optim.Optimizer:
