@@ -41,9 +41,9 @@ def test_a_probe_gives_a_series_per_method_and_layer(sources):
     _, _, probe = sources
     rows = json.loads((probe / "results.json").read_text())["rows"]
     series = learning_curves([probe])
-    assert set(series) == {"knn on pre_logits (lc)", "svm on pre_logits (lc)"}
+    assert set(series) == {"kNN on pre_logits (lc)", "linear SVM (one-vs-rest) on pre_logits (lc)"}
     knn = {r["fit_size"]: r["accuracy"] for r in rows if r["method"] == "knn" and r["score_set"] == "test"}
-    assert series["knn on pre_logits (lc)"] == knn and set(knn) == {12, 36}
+    assert series["kNN on pre_logits (lc)"] == knn and set(knn) == {12, 36}
     with pytest.raises(ValueError, match="no probe rows scored on 'val'.*this probe scored on test"):
         learning_curves([probe], score_set="val")
 

@@ -173,7 +173,8 @@ def test_inputs_are_resized_inside_the_model_and_ema_copies_keep_it():
     assert with_head.eval()(x).shape == (2, 3)
 
 
-@pytest.mark.parametrize("recipe", ["000-c", "000-e", "000-f", "001-c", "002-d", "003-d", "003-e", "003-e-offline", "004-e"])
+@pytest.mark.parametrize("recipe", ["000-c", "000-e", "000-f", "001-c", "002-d", "003-d", "003-e", "003-e-offline", "004-e",
+                                    "000-c-offline", "000-e-offline", "000-f-offline"])
 def test_transfer_recipes_build_and_name_existing_modules(recipe):
     """Every stage's trainable names exist in the recipe's model (weights not downloaded here)."""
     from cnnlab.train.setup import build_model
@@ -188,5 +189,7 @@ def test_transfer_recipes_build_and_name_existing_modules(recipe):
     assert all(0 < c["params"]["trainable"] <= c["params"]["total"] for c in counts)
     if recipe == "000-c":
         assert counts[0]["params"]["trainable"] == 5130 and counts[0]["params"]["total"] == 15_001_418
+    if recipe == "000-c-offline":   # the README's "650 trainable of 271,098"
+        assert counts[0]["params"]["trainable"] == 650 and counts[0]["params"]["total"] == 271_098
     if recipe == "004-e":
         assert counts[0]["params"]["total"] == 2_787_914 and counts[0]["params"]["trainable"] == 2_787_402

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 from cnnlab.atomic import write_text_atomically
+from cnnlab.features.linear import LABELS as METHOD_LABELS
 from cnnlab.report import _format as show
 from cnnlab.report._figures import save_figure
 from cnnlab.report.blocks import markdown_table
@@ -45,7 +46,7 @@ def _probe_series(folder: Path, score_set: str) -> Series:
     for row in rows:
         if row.get("score_set") != score_set:
             continue
-        label = f"{row['method']} on {row['layer']} ({folder.name})"
+        label = f"{METHOD_LABELS.get(row['method'], row['method'])} on {row['layer']} ({folder.name})"
         series.setdefault(label, {})[int(row["fit_size"])] = float(row["accuracy"])
     if not series:
         scored = sorted({str(r.get("score_set")) for r in rows})
