@@ -58,6 +58,17 @@ def test_override_syntax_errors():
         load_experiment(None, ["epochs"])
 
 
+def test_override_names_a_list_item_by_position(tmp_path):
+    """`-o stages.0.epochs=300` (the README's 002-d and 000-c commands) reaches into the stage list."""
+    path = write(tmp_path, "stages:\n  - {name: head, epochs: 3, trainable: head}\n  - {epochs: 5, trainable: all}\n")
+    cfg = load_experiment(path, ["stages.0.epochs=30", "stages.1.lr=0.001"])
+    assert [s.epochs for s in cfg.stages] == [30, 5] and cfg.stages[1].lr == 0.001 and cfg.stages[0].name == "head"
+    with pytest.raises(ConfigError, match=r"'2' is not an item of a list of 2 \(positions 0..1\)"):
+        load_experiment(path, ["stages.2.epochs=3"])
+    with pytest.raises(ConfigError, match=r"name an item by position, e.g. stages.0.epochs"):
+        load_experiment(path, ["stages.epochs=3"])
+
+
 def test_yaml_scientific_notation_without_dot_is_a_number(tmp_path):
     # YAML 1.1 reads 1e-4 as a string; the loader accepts it for float fields.
     cfg = load_experiment(write(tmp_path, "regularization: {l2: 1e-4}\n"))

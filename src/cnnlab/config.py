@@ -237,15 +237,31 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     for text in overrides or []:
         path, value = parse_override(text)
         node = data
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {text!r}: {part!r} is not a section")
+        for part, after in zip(path[:-1], path[1:]):
+            if isinstance(node, list):
+                child = node[_list_index(node, part, text)]
+            else:
+                child = node.get(part)
+                if child is None:
+                    child = node[part] = {}
+            if not isinstance(child, (dict, list)) or (isinstance(child, list) and not after.isdigit()):
+                raise ConfigError(f"override {text!r}: {part!r} is not a section"
+                                  + (f" (a list: name an item by position, e.g. {part}.0.{after})"
+                                     if isinstance(child, list) else ""))
             node = child
-        node[path[-1]] = value
+        if isinstance(node, list):
+            node[_list_index(node, path[-1], text)] = value
+        else:
+            node[path[-1]] = value
     return data
+
+
+def _list_index(items: list, part: str, text: str) -> int:
+    """`stages.1.lr=...`: the position of an item in a list the experiment file already has."""
+    if not part.isdigit() or int(part) >= len(items):
+        raise ConfigError(f"override {text!r}: {part!r} is not an item of a list of {len(items)} "
+                          f"(positions 0..{len(items) - 1})")
+    return int(part)
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
