@@ -239,20 +239,18 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         node = data
         for part, after in zip(path[:-1], path[1:]):
             if isinstance(node, list):
-                child = node[_list_index(node, part, text)]
+                node = node[_list_index(node, part, text)]
             else:
-                child = node.get(part)
-                if child is None:
-                    child = node[part] = {}
-            if not isinstance(child, (dict, list)) or (isinstance(child, list) and not after.isdigit()):
-                raise ConfigError(f"override {text!r}: {part!r} is not a section"
-                                  + (f" (a list: name an item by position, e.g. {part}.0.{after})"
-                                     if isinstance(child, list) else ""))
-            node = child
-        if isinstance(node, list):
-            node[_list_index(node, path[-1], text)] = value
-        else:
-            node[path[-1]] = value
+                if node.get(part) is None:   # a section the file left out: created, then validated
+                    node[part] = {}
+                node = node[part]
+            if isinstance(node, list) and not after.isdigit():
+                raise ConfigError(f"override {text!r}: {part!r} is not a section "
+                                  f"(a list: name an item by position, e.g. {part}.0.{after})")
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"override {text!r}: {part!r} is not a section")
+        key = _list_index(node, path[-1], text) if isinstance(node, list) else path[-1]
+        node[key] = value
     return data
 
 
