@@ -168,6 +168,26 @@ def test_per_round_ratios_pair_each_round_and_skip_disturbed_ones() -> None:
     assert "| 0.90x (0.90-0.90, 2 rounds) |" in format_table(rows)
 
 
+def test_ratios_against_keras_pair_rounds_too() -> None:
+    def rec(framework, speed, rnd):
+        return {**_record(framework, speed, other_cores=0.01), "round": rnd}
+
+    records = [rec("plain_torch", 100, 1), rec("cnnlab", 150, 1), rec("keras", 75, 1), rec("cnnlab_compile", 180, 1),
+               rec("plain_torch", 200, 2), rec("cnnlab", 300, 2), rec("keras", 100, 2), rec("cnnlab_compile", 330, 2)]
+    rows = {r["framework"]: r for r in summarize(records, ["plain_torch", "cnnlab", "keras", "cnnlab_compile"])}
+    assert rows["cnnlab"]["round_ratios_vs_keras"] == [2.0, 3.0] and rows["cnnlab"]["round_ratio_vs_keras_median"] == 2.5
+    assert rows["cnnlab_compile"]["round_ratios_vs_keras"] == [2.4, 3.3]
+    assert "round_ratios_vs_keras" not in rows["keras"]
+    assert "cnnlab, compile: true vs Keras, round by round: 2.40, 3.30x (median 2.85x)" in format_table(list(rows.values()))
+
+
+def test_cnnlab_script_turns_compile_on_only_when_asked() -> None:
+    from cnnlab_004a import benchmark_overrides
+
+    assert "compile=false" in benchmark_overrides(100, 2, 2, 0)
+    assert "compile=true" in benchmark_overrides(100, 2, 2, 0, compile_on=True)
+
+
 def test_plain_torch_model_matches_the_keras_parameter_count() -> None:
     from plain_torch_004a import build_model_004a, count_params
 

@@ -34,11 +34,15 @@ KERAS_VENV_HINT = ("python3 -m venv benchmarks/.venv-keras && "
                    "benchmarks/.venv-keras/bin/pip install tensorflow-cpu keras")
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "train_speed.json"
 BASELINE = "plain_torch"
-FRAMEWORKS = ("plain_torch", "cnnlab", "keras")
-SCRIPTS = {"plain_torch": "plain_torch_004a.py", "cnnlab": "cnnlab_004a.py", "keras": "keras_004a.py"}
+# cnnlab_compile: cnnlab with `compile: true` (torch.compile); not run unless named in --frameworks.
+FRAMEWORKS = ("plain_torch", "cnnlab", "keras", "cnnlab_compile")
+DEFAULT_FRAMEWORKS = ("plain_torch", "cnnlab", "keras")
+SCRIPTS = {"plain_torch": "plain_torch_004a.py", "cnnlab": "cnnlab_004a.py", "keras": "keras_004a.py",
+           "cnnlab_compile": "cnnlab_004a.py"}
 # A run during which other processes kept more than this many cores busy on average is flagged.
 BUSY_FLAG_CORES = 0.25
-LABELS = {"plain_torch": "plain PyTorch loop", "cnnlab": "cnnlab", "keras": "Keras 3 (TensorFlow)"}
+LABELS = {"plain_torch": "plain PyTorch loop", "cnnlab": "cnnlab", "keras": "Keras 3 (TensorFlow)",
+          "cnnlab_compile": "cnnlab, compile: true"}
 
 
 class BenchmarkError(RuntimeError):
@@ -142,10 +146,14 @@ def summarize(records: list[dict[str, Any]], frameworks: Sequence[str]) -> list[
         ratios = paired_ratios(records, row["framework"])
         row["round_ratios"] = [round(r, 3) for r in ratios]
         row["round_ratio_median"] = round(statistics.median(ratios), 3) if ratios else None
+        if "keras" in means and row["framework"] != "keras":   # issue 13's claim is against Keras
+            vs_keras = paired_ratios(records, row["framework"], baseline="keras")
+            row["round_ratios_vs_keras"] = [round(r, 3) for r in vs_keras]
+            row["round_ratio_vs_keras_median"] = round(statistics.median(vs_keras), 3) if vs_keras else None
     return rows
 
 
-def paired_ratios(records: list[dict[str, Any]], framework: str) -> list[float]:
+def paired_ratios(records: list[dict[str, Any]], framework: str, baseline: str = BASELINE) -> list[float]:
     """Per round, the framework's speed over the baseline's speed in the same round.
 
     The machine's own speed drifts between rounds (14% between two back-to-back runs of one script
@@ -157,7 +165,7 @@ def paired_ratios(records: list[dict[str, Any]], framework: str) -> list[float]:
         runs = [r for r in records if r["framework"] == name]
         return {r.get("round", i + 1): r for i, r in enumerate(runs)}
 
-    base, mine = by_round(BASELINE), by_round(framework)
+    base, mine = by_round(baseline), by_round(framework)
     return [mine[k]["images_per_sec"] / base[k]["images_per_sec"] for k in sorted(mine.keys() & base.keys())
             if base[k]["images_per_sec"] > 0 and not (is_disturbed(mine[k]) or is_disturbed(base[k]))]
 
@@ -177,6 +185,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {LABELS.get(row['framework'], row['framework'])} | {row['images_per_sec']:.0f} | {per_round} "
                      f"| {ratio} | {spread} | {row['params']:,} | {row['final_train_accuracy']:.3f} "
                      f"| {row['cpu_per_wall']:.2f} / {row['max_other_busy_cores']:.2f} |")
+    for row in rows:
+        if row.get("round_ratios_vs_keras"):
+            lines.append("")
+            lines.append(f"{LABELS.get(row['framework'], row['framework'])} vs Keras, round by round: "
+                         + ", ".join(f"{r:.2f}" for r in row["round_ratios_vs_keras"])
+                         + f"x (median {row['round_ratio_vs_keras_median']:.2f}x)")
     if any(row["disturbed_rounds"] for row in rows):
         lines.append("")
         lines.append(f"\\* other processes used more than {BUSY_FLAG_CORES} cores during that run; left out of "
@@ -223,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds; each runs every framework once; "
                    "the per-round ratios give the median and its spread")
     p.add_argument("--threads", type=int, default=2, help="intra-op CPU threads for every framework")
-    p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS))
+    p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(DEFAULT_FRAMEWORKS))
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                    help="folder holding cifar-10-batches-py/, as for `cnnlab train --data-dir` and the Makefile's "
                         "CNNLAB_DATA (python ../shared/datasets/unpack.py cifar10 DIR makes one)")
@@ -261,12 +275,14 @@ def main(argv: list[str] | None = None) -> int:
             print(notes[-1], file=sys.stderr)
             continue
         jobs[framework] = Job(framework, args.keras_python if framework == "keras" else Path(sys.executable))
+    if len(set(jobs)) != len(jobs):
+        parser.error("--frameworks names one framework twice")
 
     # Every script gets the resolved cifar-10-batches-py folder (their --data-dir accepts it, as cnnlab's does),
     # so all read the same files and the Keras venv, which cannot import cnnlab, needs no lookup of its own.
     common = ["--data-dir", str(data_folder), "--num-images", str(args.num_images),
               "--epochs", str(args.epochs), "--threads", str(args.threads)]
-    extra = {"cnnlab": ["--recipe", str(args.recipe)]}
+    extra = {"cnnlab": ["--recipe", str(args.recipe)], "cnnlab_compile": ["--recipe", str(args.recipe), "--compile"]}
     machine = machine_info()
     records: list[dict[str, Any]] = []
     failures: list[str] = []

@@ -94,7 +94,7 @@ class SiameseTask(Task):
         if engine.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with runtime.autocast(engine.device, engine.amp_dtype):
-            emb = engine.model(x)
+            emb = engine.forward(x)
         emb = emb.float()
         d2 = squared_distances(emb[:n], emb[n:])
         if self.loss == "triplet":

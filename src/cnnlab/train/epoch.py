@@ -14,6 +14,7 @@ from typing import Callable, Optional
 
 import torch
 
+from cnnlab.train import runtime
 from cnnlab.train.distributed import SINGLE, World
 from cnnlab.train.lookahead import lookahead_share
 from cnnlab.train.optim import set_lr
@@ -49,11 +50,19 @@ class Engine:
     ddp_model: Optional[torch.nn.Module] = None   # `model` in DistributedDataParallel when world.size > 1
     batch_part: tuple = (0, 0)       # this rank's rows of the current global batch: (start, global size)
     lookahead: object = None         # train/lookahead.py: Lookahead, with optimizer.lookahead
+    compile: bool = False            # torch.compile the training forward (config `compile`)
+    _compiled: tuple = (None, None)  # (module, its compiled form): rebuilt when DDP re-wraps the model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The training forward: through DDP when several ranks train (it then averages the
-        gradients in backward), else the model itself. Evaluation uses `model` directly."""
-        return (self.ddp_model if self.ddp_model is not None else self.model)(x)
+        gradients in backward), else the model itself; compiled when `compile` is on.
+        Evaluation uses `model` directly."""
+        module = self.ddp_model if self.ddp_model is not None else self.model
+        if not self.compile:
+            return module(x)
+        if self._compiled[0] is not module:
+            self._compiled = (module, runtime.compiled(module))
+        return self._compiled[1](x)
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         """This rank's rows of the global batch, augmented as one process would augment them."""

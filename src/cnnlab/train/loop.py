@@ -160,6 +160,7 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     runtime.seed_torch(cfg.seed)
     amp_dtype = runtime.autocast_dtype(cfg.precision, device)
     channels_last = runtime.use_channels_last(cfg.channels_last, device)
+    runtime.check_compile(cfg.compile, device)
     if not quiet:
         log(experiment_to_yaml(cfg))
 
@@ -201,7 +202,8 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     stage = plan[ckpt["optimizer_stage"]] if ckpt else stage_at(plan, state.global_step)
     engine = Engine(cfg, model, None, ema, kernels, normalizer, Augmenter(cfg.augment), train_x, train_y,
                     torch.Generator().manual_seed(cfg.seed), torch.Generator(device=device).manual_seed(cfg.seed + 1),
-                    device, amp_dtype, channels_last, steps, plan, task=task, world=world, lookahead=lookahead)
+                    device, amp_dtype, channels_last, steps, plan, task=task, world=world, lookahead=lookahead,
+                    compile=cfg.compile)
     engine.enter_stage(stage)
 
     def make_run_dir() -> Path:

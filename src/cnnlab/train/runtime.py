@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,20 @@ def use_channels_last(setting: bool | None, device: torch.device) -> bool:
     steps there too (resnet20 1.29x, cnn004 1.35x, airbench_cpu 1.55x). `False` keeps NCHW."""
     del device   # kept in the signature: a device where NHWC loses would be excluded here
     return True if setting is None else setting
+
+
+def check_compile(enabled: bool, device: torch.device) -> None:
+    """torch.compile's inductor backend writes C++ kernels for the CPU (and Triton for CUDA, which
+    the CUDA wheels bring): without a C++ compiler the first step would fail deep inside torch."""
+    if enabled and device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        raise ValueError("compile: true needs a C++ compiler on the CPU (torch.compile builds C++ kernels); "
+                         "install one (apt install g++) or set compile: false")
+
+
+def compiled(module: torch.nn.Module) -> torch.nn.Module:
+    """The module under torch.compile (default mode). Its parameters stay the module's own: the
+    optimizer, checkpoints and evaluation keep using the plain module."""
+    return torch.compile(module, dynamic=False)
 
 
 def seed_torch(seed: int) -> None:
