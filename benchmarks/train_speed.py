@@ -275,8 +275,6 @@ def main(argv: list[str] | None = None) -> int:
             print(notes[-1], file=sys.stderr)
             continue
         jobs[framework] = Job(framework, args.keras_python if framework == "keras" else Path(sys.executable))
-    if len(set(jobs)) != len(jobs):
-        parser.error("--frameworks names one framework twice")
 
     # Every script gets the resolved cifar-10-batches-py folder (their --data-dir accepts it, as cnnlab's does),
     # so all read the same files and the Keras venv, which cannot import cnnlab, needs no lookup of its own.

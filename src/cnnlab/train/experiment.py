@@ -84,8 +84,9 @@ class ExperimentConfig:
     channels_last: Optional[bool] = None   # null = auto (on: faster on CUDA and on CPU)
     threads: Optional[int] = None    # CPU threads for torch; null = torch's default
     # torch.compile the training forward (inductor). Measured on the 2-core CPU with cnn004, batch 64:
-    # 1.13x channels_last alone (benchmarks/cpu_options.py); costs 10-30 s of compiling at the first
-    # step and again when a stage or freeze_after changes what trains. Evaluation stays eager.
+    # the bare step 1.16x channels_last alone (benchmarks/cpu_options.py), the whole 004-a loop no
+    # faster (benchmarks/train_speed.py). Costs 10-30 s of compiling at the first step and again when
+    # a stage or freeze_after changes what trains. Evaluation stays eager.
     compile: bool = False
     # Under DDP (--nproc / torchrun): batch-norm statistics over the whole global batch instead of
     # each rank's share (nn.SyncBatchNorm; CUDA only). Ignored in a single process.
