@@ -37,3 +37,23 @@ def test_compile_without_a_cpp_compiler_says_so(monkeypatch):
     with pytest.raises(ValueError, match="needs a C\\+\\+ compiler.*compile: false"):
         runtime.check_compile(True, torch.device("cpu"))
     runtime.check_compile(False, torch.device("cpu"))   # off: nothing to check
+
+
+def test_compile_on_really_compiles_the_training_forward(tiny_cifar, tmp_path, monkeypatch):
+    """The test above would pass if `compile` were ignored; this one sees the engine compile."""
+    made = []
+
+    def recording(module):
+        out = runtime.torch.compile(module, dynamic=False)
+        made.append((module, out))
+        return out
+
+    monkeypatch.setattr(runtime, "compiled", recording)
+    cfg = load_experiment(REPO / "recipes" / "004-a.yaml",
+                          tiny_overrides(compile=True, epochs=1, batch_size=20, **{"model.kwargs.dropout": 0.0}))
+    assert train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None).status == "completed"
+    assert len(made) == 1   # one model, one wrapper for the whole run
+    assert isinstance(made[0][1], torch._dynamo.eval_frame.OptimizedModule)
+    monkeypatch.setattr(runtime, "compiled", lambda module: pytest.fail("compile: false must not compile"))
+    cfg_off = load_experiment(REPO / "recipes" / "004-a.yaml", tiny_overrides(epochs=1, batch_size=20))
+    assert train(cfg_off, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None).status == "completed"
