@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars: one line per epoch")
     t.add_argument("--no-report", action="store_true", help="skip report.html/report.md (write later: cnnlab report RUN)")
     t.add_argument("--with-sources", action="store_true",
-                   help="first train the source recipe named by model.pretrained: {recipe: ...} if it has no finished run")
+                   help="first train the recipes named by model.pretrained or distill.teacher: {recipe: ...} that have no finished run")
     t.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="train on N processes of this machine with DDP (runs torchrun; gloo on CPU, NCCL on GPUs); "
                         "batch_size stays the global batch")

@@ -100,22 +100,24 @@ class ReportWriter(Callback):
 
 def train_sources(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Optional[str] = None,
                   quiet: bool = False, report: bool = True, log: Callable[[str], None] = print) -> list[RunResult]:
-    """Train the source recipe of `model.pretrained: {recipe: ...}` when it has no finished run yet
-    (what `cnnlab train --with-sources` does); sources of sources are trained first."""
+    """Train the recipes named by `model.pretrained: {recipe: ...}` and `distill.teacher: {recipe: ...}`
+    that have no finished run yet (what `cnnlab train --with-sources` does); their own sources first."""
     from cnnlab.train.experiment import SourceRecipe, load_experiment
     from cnnlab.train.sources import newest_finished_run
 
-    source = cfg.model.pretrained
-    if not isinstance(source, SourceRecipe) or newest_finished_run(source.recipe, runs_dir) is not None:
-        return []
-    source_cfg = load_experiment(source.recipe)
-    done = train_sources(source_cfg, runs_dir, data_dir=data_dir, quiet=quiet, report=report, log=log)
-    log(f"training the source {source.recipe} first (--with-sources)")
-    result = run_experiment(source_cfg, runs_dir, data_dir=data_dir, quiet=quiet, report=report, log=log)
-    if result.status not in ("completed", "early_stopped"):
-        raise RuntimeError(f"the source {source.recipe} did not finish ({result.status}); resume it with: "
-                           f"cnnlab train --resume {result.run_dir}")
-    return done + [result]
+    done: list[RunResult] = []
+    for source in (cfg.model.pretrained, cfg.distill.teacher):
+        if not isinstance(source, SourceRecipe) or newest_finished_run(source.recipe, runs_dir) is not None:
+            continue
+        source_cfg = load_experiment(source.recipe)
+        done += train_sources(source_cfg, runs_dir, data_dir=data_dir, quiet=quiet, report=report, log=log)
+        log(f"training the source {source.recipe} first (--with-sources)")
+        result = run_experiment(source_cfg, runs_dir, data_dir=data_dir, quiet=quiet, report=report, log=log)
+        if result.status not in ("completed", "early_stopped"):
+            raise RuntimeError(f"the source {source.recipe} did not finish ({result.status}); resume it with: "
+                               f"cnnlab train --resume {result.run_dir}")
+        done.append(result)
+    return done
 
 
 def run_experiment(cfg: Optional[ExperimentConfig], runs_dir: str | Path = "runs", *, data_dir: Optional[str] = None,

@@ -51,6 +51,7 @@ class Engine:
     batch_part: tuple = (0, 0)       # this rank's rows of the current global batch: (start, global size)
     lookahead: object = None         # train/lookahead.py: Lookahead, with optimizer.lookahead
     compile: bool = False            # torch.compile the training forward (config `compile`)
+    teacher: object = None           # train/teacher.py: Teacher, with config `distill` (classification)
     _compiled: tuple = (None, None)  # (module, its compiled form): rebuilt when DDP re-wraps the model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

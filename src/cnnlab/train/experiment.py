@@ -61,6 +61,26 @@ class ModelConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge distillation (Hinton et al. 2015): the loss mixes the labels' cross-entropy with the
+    KL divergence from a trained teacher's softened predictions on the same augmented batch:
+    (1 - alpha) * CE + alpha * temperature**2 * KL(teacher/T || student/T). The T**2 keeps the soft
+    term's gradients the size of CE's as T grows. The teacher only predicts (eval mode, no grad)."""
+
+    # a finished run folder | {recipe: recipes/<id>.yaml} (its newest finished run; --with-sources
+    # trains it first). null = no distillation. The saved config.yaml holds the run folder used.
+    teacher: Optional[Union[str, SourceRecipe]] = None
+    temperature: float = 4.0
+    alpha: float = 0.9                # weight of the teacher's term; 1 - alpha goes to the labels
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"distill.alpha must be in [0, 1], got {self.alpha}")
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "experiment"
     description: str = ""
@@ -114,6 +134,8 @@ class ExperimentConfig:
     stages: list[StageConfig] = field(default_factory=list)
     # What a step trains: {} = classification; {name: siamese, loss: ..., margin: ...} (report 002-c).
     task: dict = field(default_factory=dict)
+    # Train against a teacher network's soft predictions too (classification only): {teacher, temperature, alpha}.
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

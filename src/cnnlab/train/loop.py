@@ -13,6 +13,7 @@ saved in each checkpoint.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import shlex
 import signal
@@ -45,6 +46,7 @@ from cnnlab.train.sources import resolve_pretrained
 from cnnlab.train.stages import plan_stages, stage_at, stage_counts, total_epochs, trainable_prefixes
 from cnnlab.train.state import TrainState
 from cnnlab.train.task import create_task
+from cnnlab.train.teacher import load_teacher
 
 # Free space a new run needs before the data is loaded: a checkpoint of a 15M-parameter model
 # with Adam is ~180 MB; below this the run would fail at its first save.
@@ -181,6 +183,19 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
         if not ckpt and not model_cfg.pretrained:   # a checkpoint or source brings fitted weights already
             init_from_data(model, train_x, normalizer)
     model = task.build_model(model, len(splits.classes), train_x.shape[1], train_x.shape[-1])
+    teacher = None
+    if cfg.distill.teacher is not None:
+        if task.name != "classification":
+            raise ValueError(f"distill: a teacher trains classification runs only, this one's task is {task.name!r}; "
+                             f"drop distill.teacher")
+        teacher_dir = resolve_pretrained(cfg.distill.teacher, runs_dir, key="distill.teacher")
+        teacher = load_teacher(teacher_dir, list(splits.classes), train_x.shape[1], train_x.shape[-1], device,
+                               normalizer, channels_last)
+        # config.yaml names the run folder itself, so a resume (or a reader) gets this teacher even after
+        # the recipe has newer runs; the caller's config object is left as it was.
+        cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, teacher=str(teacher_dir)))
+        log(f"distilling from the teacher {teacher_dir} (temperature {cfg.distill.temperature}, "
+            f"alpha {cfg.distill.alpha})")
     if world.enabled and cfg.sync_bn:   # batch statistics over the global batch (CUDA only)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
@@ -203,7 +218,7 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     engine = Engine(cfg, model, None, ema, kernels, normalizer, Augmenter(cfg.augment), train_x, train_y,
                     torch.Generator().manual_seed(cfg.seed), torch.Generator(device=device).manual_seed(cfg.seed + 1),
                     device, amp_dtype, channels_last, steps, plan, task=task, world=world, lookahead=lookahead,
-                    compile=cfg.compile)
+                    compile=cfg.compile, teacher=teacher)
     engine.enter_stage(stage)
 
     def make_run_dir() -> Path:

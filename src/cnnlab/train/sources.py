@@ -35,17 +35,18 @@ def newest_finished_run(recipe: str | Path, runs_dir: str | Path) -> Optional[Pa
     return max(found, key=lambda r: (r.name, r.stat().st_mtime)) if found else None
 
 
-def resolve_pretrained(pretrained, runs_dir: str | Path):
-    """A {recipe: ...} source becomes the path of its newest finished run; anything else is returned as is."""
+def resolve_pretrained(pretrained, runs_dir: str | Path, key: str = "model.pretrained"):
+    """A {recipe: ...} source becomes the path of its newest finished run; anything else is returned as is.
+    `key` names the config entry in messages (model.pretrained, distill.teacher)."""
     if not isinstance(pretrained, SourceRecipe):
         return pretrained
     recipe = Path(pretrained.recipe)
     if not recipe.is_file():
-        raise FileNotFoundError(f"model.pretrained.recipe: {recipe} does not exist; give the path of a recipe "
+        raise FileNotFoundError(f"{key}.recipe: {recipe} does not exist; give the path of a recipe "
                                 f"YAML, e.g. recipes/000-c-source.yaml")
     run = newest_finished_run(recipe, runs_dir)
     if run is None:
-        raise SourceMissing(f"model.pretrained: no finished run of {recipe} under {runs_dir}. Train the source "
+        raise SourceMissing(f"{key}: no finished run of {recipe} under {runs_dir}. Train the source "
                             f"first: cnnlab train {shlex.quote(str(recipe))} --runs-dir {shlex.quote(str(runs_dir))} "
                             f"(or add --with-sources to train it now)")
     return str(run)

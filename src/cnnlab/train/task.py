@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from cnnlab.train import runtime
-from cnnlab.train.losses import classification_loss, correct_count
+from cnnlab.train.losses import classification_loss, correct_count, distillation_loss
 from cnnlab.train.predict import evaluate
 
 
@@ -60,7 +60,8 @@ class Task:
 
 
 class ClassificationTask(Task):
-    """Cross-entropy (or binary cross-entropy for a 1-logit head) on augmented batches."""
+    """Cross-entropy (or binary cross-entropy for a 1-logit head) on augmented batches; with a
+    teacher (config `distill`), mixed with the KL divergence from the teacher's soft predictions."""
 
     name = "classification"
     shards_batches = True
@@ -74,7 +75,13 @@ class ClassificationTask(Task):
             x = x.contiguous(memory_format=torch.channels_last)
         with runtime.autocast(engine.device, engine.amp_dtype):
             logits = engine.forward(x)
-        loss = classification_loss(logits, y, engine.cfg.regularization.label_smoothing)
+            teacher_logits = engine.teacher(x) if engine.teacher is not None else None
+        smoothing = engine.cfg.regularization.label_smoothing
+        if teacher_logits is None:
+            loss = classification_loss(logits, y, smoothing)
+        else:
+            distill = engine.cfg.distill
+            loss = distillation_loss(logits, teacher_logits, y, distill.temperature, distill.alpha, smoothing)
         return StepOutput(loss, y.shape[0], correct_count(logits.detach(), y))
 
     def score(self, model: nn.Module, ds, engine) -> tuple[float, float]:
