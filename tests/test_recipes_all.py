@@ -49,3 +49,16 @@ def test_recipe_loads_and_builds_its_model(recipe):
     model = build_model(replace(cfg.model, pretrained=None), _classes(cfg), input_size=size)
     if recipe in REPORT_PARAMS:
         assert count_params(model)["total"] == REPORT_PARAMS[recipe]
+
+
+@pytest.mark.parametrize("recipe", ALL)
+def test_every_source_a_recipe_names_is_a_shipped_recipe(recipe):
+    """model.pretrained / distill.teacher {recipe: ...}: --with-sources must find the file to train."""
+    from cnnlab.train.experiment import SourceRecipe
+
+    cfg = load_experiment(RECIPES / f"{recipe}.yaml")
+    for source in (cfg.model.pretrained, cfg.distill.teacher):
+        if isinstance(source, SourceRecipe):
+            path = RECIPES.parent / source.recipe
+            assert path.is_file(), f"recipes/{recipe}.yaml names {source.recipe}, which does not exist"
+            load_experiment(path)   # and it loads under the strict rules
