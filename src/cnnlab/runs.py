@@ -7,7 +7,6 @@ this module rebuilds a run's model and, only when asked, its data on top of it.
 from __future__ import annotations
 
 import copy
-import json
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional
@@ -89,7 +88,9 @@ class LoadedRun:
         else refitted on the same train split)."""
         from cnnlab.data import Normalizer
 
-        saved = _saved_normalizer(self.run_dir)
+        from cnnlab.train.rundir import saved_normalizer
+
+        saved = saved_normalizer(self.run_dir)
         return saved if saved is not None else Normalizer.fit(self.config.data.normalize, self.splits.train.images)
 
     @cached_property
@@ -205,23 +206,6 @@ def load_run(run_dir: str | Path, data_dir: Optional[str] = None, weights: str =
         raise RunFolderError(f"{weights_path} is missing: the run did not finish. "
                              f"Continue it with: cnnlab train --resume {run_dir}")
     return LoadedRun(run_dir, cfg, weights_path, data_dir=data_dir, device=device)
-
-
-def _saved_normalizer(run_dir: Path):
-    """The input statistics the run trained with: normalization.json (any run since it was added),
-    else the checkpoint of an older run; None when neither is there (refit on the same train split)."""
-    from cnnlab.data import DataError, Normalizer
-    from cnnlab.train.checkpoint import load_checkpoint
-
-    path = run_dir / "normalization.json"
-    if path.is_file():
-        try:
-            return Normalizer.from_state_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, TypeError, DataError) as err:
-            raise RunFolderError(f"{path} is not valid ({err}); delete it to refit the statistics on the "
-                                 f"run's train split") from None
-    ckpt_path = run_dir / "checkpoints" / "last.pt"
-    return Normalizer.from_state_dict(load_checkpoint(ckpt_path)["normalizer"]) if ckpt_path.is_file() else None
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: Optional[str] = None) -> dict:

@@ -92,3 +92,22 @@ class RunLock:
         if self._file is not None:
             self._file.close()   # closing releases the flock
             self._file = None
+
+
+def saved_normalizer(run_dir: Path):
+    """The input statistics the run trained with: normalization.json (any run since it was added),
+    else the checkpoint of an older run; None when neither is there (the caller decides: refit on the same
+    train split, or refuse). The one reader of what the loop writes there."""
+    from cnnlab.data import DataError, Normalizer
+    from cnnlab.runfolder import RunFolderError
+    from cnnlab.train.checkpoint import load_checkpoint
+
+    path = run_dir / "normalization.json"
+    if path.is_file():
+        try:
+            return Normalizer.from_state_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError, DataError) as err:
+            raise RunFolderError(f"{path} is not valid ({err}); delete it to refit the statistics on the "
+                                 f"run's train split") from None
+    ckpt_path = run_dir / "checkpoints" / "last.pt"
+    return Normalizer.from_state_dict(load_checkpoint(ckpt_path)["normalizer"]) if ckpt_path.is_file() else None

@@ -9,16 +9,16 @@ resuming a student rebuilds the same teacher from the run folder its config.yaml
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from cnnlab.data import DataError, Normalizer
+from cnnlab.data import Normalizer
 from cnnlab.data.files import image_side
 from cnnlab.runfolder import RunFolderError, read_config_dict, read_summary
 from cnnlab.train.checkpoint import CheckpointError, load_weights
 from cnnlab.train.experiment import experiment_from_dict
+from cnnlab.train.rundir import saved_normalizer
 from cnnlab.train.setup import build_model
 
 
@@ -49,14 +49,14 @@ class Teacher:
 
 
 def _normalizer_of(run_dir: Path) -> Normalizer:
-    path = run_dir / "normalization.json"
-    if not path.is_file():
+    try:
+        saved = saved_normalizer(run_dir)
+    except (RunFolderError, CheckpointError) as err:
+        raise TeacherError(f"distill.teacher={str(run_dir)!r}: {err}; retrain the teacher") from None
+    if saved is None:
         raise TeacherError(f"distill.teacher={str(run_dir)!r} has no normalization.json, so the inputs it was "
                            f"trained on are unknown; retrain the teacher with this cnnlab version")
-    try:
-        return Normalizer.from_state_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError, DataError) as err:
-        raise TeacherError(f"{path} is not valid ({err}); retrain the teacher") from None
+    return saved
 
 
 def _input_map(student: Normalizer, teacher: Normalizer, device: torch.device):
