@@ -22,6 +22,7 @@ from .base import SequentialClassifier
 from .blocks.activation import ACTIVATIONS, make_activation
 from .blocks.conv import ConvBNAct, resolve_padding
 from .blocks.dense import DenseBlock, Transition
+from .blocks.dropout import Dropout
 from .blocks.inception import InceptionBlock
 from .blocks.inverted_residual import InvertedResidual
 from .blocks.keras import KERAS_BN_EPS, KERAS_BN_MOMENTUM
@@ -82,7 +83,7 @@ def _act(shape: Shape, name: str = "relu") -> nn.Module:
 def _dropout(shape: Shape, p: float = 0.5) -> nn.Module:
     if not 0 <= p < 1:
         raise ValueError(f"dropout p must be in [0, 1), got {p}")
-    return nn.Dropout(p)
+    return Dropout(p)
 
 
 def _flatten(shape: Shape) -> nn.Module:

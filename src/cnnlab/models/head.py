@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from cnnlab.models.base import ClassifierModel
+from cnnlab.models.blocks.dropout import Dropout
 
 
 class WithNewHead(ClassifierModel):
@@ -50,10 +51,10 @@ def with_new_head(model: ClassifierModel, num_classes: int, hidden: list[int], b
         if batch_norm:
             layers.append(nn.BatchNorm1d(units))
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         width = units
     if dropout and not hidden:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     layers.append(nn.Linear(width, num_classes))
     return WithNewHead(model, nn.Sequential(*layers), num_classes)
 

@@ -152,6 +152,8 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
            world: distributed.World, *, runs_dir: Path, data_dir, quiet, seed_suffix, user_callbacks, log) -> RunResult:
     loggers = loggers_from_settings(cfg.logging)   # imports their packages: fails before a run folder exists
     stack.enter_context(runtime.run_settings(cfg.threads, cfg.deterministic))
+    if cfg.reuse_memory:
+        runtime.reuse_freed_memory()
     session_start = time.perf_counter()
     device = runtime.resolve_device(cfg.device)
     if world.enabled and device.type == "cuda":

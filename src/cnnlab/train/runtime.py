@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import platform
 import shutil
@@ -58,6 +59,36 @@ def compiled(module: torch.nn.Module) -> torch.nn.Module:
     """The module under torch.compile (default mode). Its parameters stay the module's own: the
     optimizer, checkpoints and evaluation keep using the plain module."""
     return torch.compile(module, dynamic=False)
+
+
+# glibc's mallopt parameters (<malloc.h>).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+# 32 MiB: glibc's largest mmap threshold on 64-bit; buffers below it come from the heap and are reused.
+MMAP_THRESHOLD_BYTES = 32 * 2 ** 20
+# 1 GiB: freed heap memory up to this much stays in the process for the next step instead of going
+# back to the kernel; a run's resident size stays near its peak (measured +6%: 561 -> 592 MB).
+TRIM_THRESHOLD_BYTES = 2 ** 30
+
+
+def reuse_freed_memory() -> bool:
+    """Make glibc's malloc keep freed tensor buffers for reuse; True where it was set.
+
+    By default glibc serves each buffer above 128 KiB with its own mmap and unmaps it when freed, so
+    the next step's buffer of the same size is fresh memory that page-faults in again, page by page:
+    measured on the 2-core VM, 10,700 page faults a training step for cnn004 at batch 64 and 16,000
+    for airbench_cpu at batch 256, against 27 and 164 with this setting, and 1.13-1.3x the training
+    steps/s (what LD_PRELOAD-ing jemalloc or tcmalloc buys, which PyTorch's CPU tuning guide advises).
+    The setting is process-wide and glibc has no call to undo it: it lasts until the process ends.
+    Elsewhere (macOS, Windows, musl) nothing is changed and False comes back.
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+                and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
 
 
 def seed_torch(seed: int) -> None:

@@ -4,6 +4,7 @@ Every block takes its input channel count first and exposes ``out_chans``.
 """
 from .activation import ACTIVATIONS, make_activation
 from .conv import ConvBNAct, resolve_padding
+from .dropout import Dropout
 from .dense import DenseBlock, DenseLayer, Transition
 from .inception import InceptionBlock
 from .inverted_residual import ConvNormAct, InvertedResidual
@@ -12,7 +13,7 @@ from .vgg import VGGStage, vgg_stage_layers
 from .whiten import PatchWhitening
 
 __all__ = [
-    "ACTIVATIONS", "make_activation", "ConvBNAct", "resolve_padding", "DenseBlock", "DenseLayer",
+    "ACTIVATIONS", "make_activation", "ConvBNAct", "Dropout", "resolve_padding", "DenseBlock", "DenseLayer",
     "Transition", "InceptionBlock", "ConvNormAct", "InvertedResidual", "BasicBlock", "ConcatResidual",
     "PadShortcut", "VGGStage", "vgg_stage_layers", "PatchWhitening",
 ]

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from .activation import make_activation
+from .dropout import Dropout
 
 
 def _bn(chans: int, eps: float, momentum: float) -> nn.BatchNorm2d:
@@ -25,7 +26,7 @@ class DenseLayer(nn.Module):
         self.conv1 = nn.Conv2d(in_chans, bottleneck, 1, bias=False)
         self.norm2, self.relu2 = _bn(bottleneck, bn_eps, bn_momentum), make_activation(act)
         self.conv2 = nn.Conv2d(bottleneck, growth, 3, padding=1, bias=False)
-        self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
+        self.drop = Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.out_chans = in_chans + growth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from ..base import ClassifierModel
+from ..blocks.dropout import Dropout
 from ..registry import register_model
 
 
@@ -31,8 +32,8 @@ class AlexNet(ClassifierModel):
         pool = 3 if small_input else 6
         self.avgpool = nn.AdaptiveAvgPool2d(pool)
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(256 * pool * pool, hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+            Dropout(dropout), nn.Linear(256 * pool * pool, hidden), nn.ReLU(inplace=True),
+            Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
             nn.Linear(hidden, num_classes),
         )
 

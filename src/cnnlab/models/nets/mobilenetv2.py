@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from ..base import ClassifierModel
+from ..blocks.dropout import Dropout
 from ..blocks.inverted_residual import ConvNormAct, InvertedResidual
 from ..registry import register_model
 
@@ -40,7 +41,7 @@ class MobileNetV2(ClassifierModel):
         layers.append(ConvNormAct(chans, self.last_channel, 1))
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        head: list[nn.Module] = [nn.Dropout(dropout)]
+        head: list[nn.Module] = [Dropout(dropout)]
         width = self.last_channel
         for units in hidden:  # 003-d: dense 4096-4096 on top of the pooled features
             head += [nn.Linear(width, units), nn.ReLU()]

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from torch import nn
 
 from ..base import SequentialClassifier
+from ..blocks.dropout import Dropout
 from ..blocks.keras import keras_bn, keras_conv
 from ..registry import register_model
 from ..shapes import flat_features
@@ -25,14 +26,14 @@ def cnn000a(num_classes: int = 10, in_chans: int = 3, dropout: float = 0.25, den
     features = nn.Sequential(OrderedDict([
         ("conv1", keras_conv(in_chans, 30, padding="same")), ("relu1", nn.ReLU()),
         ("conv2", keras_conv(30, 30)), ("relu2", nn.ReLU()),
-        ("pool1", nn.MaxPool2d(2)), ("drop1", nn.Dropout(dropout)),
+        ("pool1", nn.MaxPool2d(2)), ("drop1", Dropout(dropout)),
         ("conv3", keras_conv(30, 48)), ("relu3", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),
         ("conv4", keras_conv(48, 48)), ("relu4", nn.ReLU()), ("pool3", nn.MaxPool2d(2)),
-        ("drop2", nn.Dropout(dropout)), ("flatten", nn.Flatten()),
+        ("drop2", Dropout(dropout)), ("flatten", nn.Flatten()),
     ]))
     dim = flat_features(features, in_chans, input_size)
     pre_head = nn.Sequential(OrderedDict([
-        ("fc1", nn.Linear(dim, 32)), ("relu", nn.ReLU()), ("drop", nn.Dropout(dense_dropout)),
+        ("fc1", nn.Linear(dim, 32)), ("relu", nn.ReLU()), ("drop", Dropout(dense_dropout)),
     ]))
     return SequentialClassifier(features, pre_head, nn.Linear(32, num_classes), num_classes)
 
@@ -58,10 +59,10 @@ def _vgg_cifar100_features(in_chans: int) -> nn.Sequential:
             layers += [(tag, keras_conv(chans, width, padding="same")), (f"{tag}_relu", nn.ReLU()),
                        (f"{tag}_bn", keras_bn(width))]
             if i < n:
-                layers.append((f"{tag}_drop", nn.Dropout(0.3 if stage == 1 else 0.4)))
+                layers.append((f"{tag}_drop", Dropout(0.3 if stage == 1 else 0.4)))
             chans = width
         layers.append((f"block{stage}_pool", nn.MaxPool2d(2)))
-    layers += [("drop", nn.Dropout(0.5)), ("flatten", nn.Flatten())]
+    layers += [("drop", Dropout(0.5)), ("flatten", nn.Flatten())]
     return nn.Sequential(OrderedDict(layers))
 
 
@@ -77,6 +78,6 @@ def vgg16_cifar000c(num_classes: int = 10, in_chans: int = 3) -> SequentialClass
     """
     features = _vgg_cifar100_features(in_chans)
     pre_head = nn.Sequential(OrderedDict([
-        ("fc1", nn.Linear(512, 512)), ("relu", nn.ReLU()), ("bn", keras_bn(512, dims=1)), ("drop", nn.Dropout(0.5)),
+        ("fc1", nn.Linear(512, 512)), ("relu", nn.ReLU()), ("bn", keras_bn(512, dims=1)), ("drop", Dropout(0.5)),
     ]))
     return SequentialClassifier(features, pre_head, nn.Linear(512, num_classes), num_classes)

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from torch import nn
 
 from ..base import SequentialClassifier
+from ..blocks.dropout import Dropout
 from ..blocks.inception import InceptionBlock
 from ..blocks.keras import keras_bn, keras_conv
 from ..blocks.residual import ConcatResidual
@@ -44,9 +45,9 @@ def _cifar_trunk(in_chans: int) -> list[tuple[str, nn.Module]]:
     # Keras cifar10_cnn example: first conv of each pair "same", second "valid".
     return [
         ("conv1", keras_conv(in_chans, 32, padding="same")), ("relu1", nn.ReLU()),
-        ("conv2", keras_conv(32, 32)), ("relu2", nn.ReLU()), ("pool1", nn.MaxPool2d(2)), ("drop1", nn.Dropout(0.25)),
+        ("conv2", keras_conv(32, 32)), ("relu2", nn.ReLU()), ("pool1", nn.MaxPool2d(2)), ("drop1", Dropout(0.25)),
         ("conv3", keras_conv(32, 64, padding="same")), ("relu3", nn.ReLU()),
-        ("conv4", keras_conv(64, 64)), ("relu4", nn.ReLU()), ("pool2", nn.MaxPool2d(2)), ("drop2", nn.Dropout(0.25)),
+        ("conv4", keras_conv(64, 64)), ("relu4", nn.ReLU()), ("pool2", nn.MaxPool2d(2)), ("drop2", Dropout(0.25)),
     ]
 
 
@@ -56,7 +57,7 @@ def _cifar_model(in_chans: int, num_classes: int, input_size: int, extra: list[t
     dim = flat_features(features, in_chans, input_size)
     pre = [("fc1", nn.Linear(dim, 512)), ("relu", nn.ReLU())]
     if head_dropout > 0:
-        pre.append(("drop", nn.Dropout(head_dropout)))
+        pre.append(("drop", Dropout(head_dropout)))
     return SequentialClassifier(features, nn.Sequential(OrderedDict(pre)), nn.Linear(512, num_classes), num_classes)
 
 

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..base import ClassifierModel
+from ..blocks.dropout import Dropout
 from ..registry import register_model
 from ..shapes import flat_features
 
@@ -35,8 +36,8 @@ class ConvNet002(ClassifierModel):
             ("pool2", nn.MaxPool2d(3, 2, padding=1)), ("flatten", nn.Flatten()),
         ]))
         dim = flat_features(self.features, in_chans, input_size)
-        self.fc1, self.drop1 = nn.Linear(dim, 384), nn.Dropout(dropout1)
-        self.fc2, self.drop2 = nn.Linear(384, 192), nn.Dropout(dropout2)
+        self.fc1, self.drop1 = nn.Linear(dim, 384), Dropout(dropout1)
+        self.fc2, self.drop2 = nn.Linear(384, 192), Dropout(dropout2)
         self.fc3 = nn.Linear(192, num_classes)
         self.relu = nn.ReLU()
 

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from torch import nn
 
 from ..base import SequentialClassifier
+from ..blocks.dropout import Dropout
 from ..blocks.keras import keras_bn, keras_conv
 from ..registry import register_model
 from ..shapes import flat_features
@@ -23,10 +24,10 @@ def cnn004(num_classes: int = 10, in_chans: int = 3, dropout: float = 0.25, inpu
     features = nn.Sequential(OrderedDict([
         ("conv1", keras_conv(in_chans, 32)), ("relu1", nn.ReLU()), ("bn1", keras_bn(32)),
         ("conv2", keras_conv(32, 32)), ("relu2", nn.ReLU()), ("bn2", keras_bn(32)),
-        ("pool1", nn.MaxPool2d(2)), ("drop1", nn.Dropout(dropout)),
+        ("pool1", nn.MaxPool2d(2)), ("drop1", Dropout(dropout)),
         ("conv3", keras_conv(32, 64)), ("relu3", nn.ReLU()), ("bn3", keras_bn(64)),
         ("conv4", keras_conv(64, 64)), ("relu4", nn.ReLU()), ("bn4", keras_bn(64)),
-        ("pool2", nn.MaxPool2d(2)), ("drop2", nn.Dropout(dropout)),
+        ("pool2", nn.MaxPool2d(2)), ("drop2", Dropout(dropout)),
         ("flatten", nn.Flatten()),
     ]))
     dim = flat_features(features, in_chans, input_size)

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from ..base import ClassifierModel
+from ..blocks.dropout import Dropout
 from ..blocks.residual import BasicBlock
 from ..registry import register_model
 
@@ -60,7 +61,7 @@ class WideBlock(nn.Module):
         super().__init__()
         self.bn1, self.relu1 = nn.BatchNorm2d(in_chans), nn.ReLU()
         self.conv1 = nn.Conv2d(in_chans, out_chans, 3, stride, 1, bias=False)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.bn2, self.relu2 = nn.BatchNorm2d(out_chans), nn.ReLU()
         self.conv2 = nn.Conv2d(out_chans, out_chans, 3, 1, 1, bias=False)
         self.shortcut = (nn.Conv2d(in_chans, out_chans, 1, stride, bias=False)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..base import ClassifierModel
+from ..blocks.dropout import Dropout
 from ..blocks.keras import keras_bn
 from ..blocks.vgg import vgg_stage_layers
 from ..registry import register_model
@@ -52,8 +53,8 @@ class VGG(ClassifierModel):
         pool, hidden = (7, 4096) if head == "imagenet" else (1, 512)
         self.avgpool = nn.AdaptiveAvgPool2d(pool)
         self.classifier = nn.Sequential(
-            nn.Linear(512 * pool * pool, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(512 * pool * pool, hidden), nn.ReLU(), Dropout(dropout),
+            nn.Linear(hidden, hidden), nn.ReLU(), Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
 
@@ -94,7 +95,7 @@ class VGGTransferHead(ClassifierModel):
         dim = flat_features(nn.Sequential(self.features, self.flatten), in_chans, input_size)
         self.head = nn.Sequential(OrderedDict([
             ("fc1", nn.Linear(dim, hidden)), ("relu", nn.ReLU()), ("bn", keras_bn(hidden, dims=1)),
-            ("drop", nn.Dropout(dropout)),
+            ("drop", Dropout(dropout)),
         ]))
         self.classifier = nn.Linear(hidden, num_classes)
 
