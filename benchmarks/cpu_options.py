@@ -27,6 +27,7 @@ VARIANTS = {
     "eager": dict(channels_last=False, bf16=False, compile=False),
     "channels_last": dict(channels_last=True, bf16=False, compile=False),
     "bf16": dict(channels_last=False, bf16=True, compile=False),
+    "bf16+channels_last": dict(channels_last=True, bf16=True, compile=False),
     "compile": dict(channels_last=False, bf16=False, compile=True),
     "compile+channels_last": dict(channels_last=True, bf16=False, compile=True),
     # A frozen first layer (airbench's whitening bias after its first epochs, config freeze_after):
