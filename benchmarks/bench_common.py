@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -109,3 +112,24 @@ def result_record(framework: str, args: argparse.Namespace, clock: EpochClock,
 def print_result(record: dict[str, Any]) -> None:
     """Print the record as one JSON line on stdout; the driver takes the last such line."""
     print(json.dumps(record), flush=True)
+
+
+def round_ratios(values: Sequence[float], baselines: Sequence[float]) -> dict[str, float]:
+    """Median, min and max of the per-round ratios value / baseline (rounds paired in order): the
+    drift of a shared machine moves both sides of a round together, so the ratios are what to claim."""
+    ratios = [v / b for v, b in zip(values, baselines)]
+    return {"ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)}
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write via a temporary file in the same folder, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

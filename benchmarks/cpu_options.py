@@ -11,7 +11,6 @@ torch.compile's one-off compile time is reported apart: a 10-minute run pays it 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from bench_common import round_ratios, write_json_atomic  # noqa: E402
 from cnnlab.models import create_model  # noqa: E402
 
 VARIANTS = {
@@ -104,19 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'variant':22s} {'img/s (median)':>14s} {'ratio to eager (median, min-max)':>34s} {'warm-up s':>10s}")
     rows = []
     for name in names:
-        ratios = [a["images_per_s"] / b["images_per_s"] for a, b in zip(runs[name], runs["eager"])]
         ips = statistics.median(x["images_per_s"] for x in runs[name])
-        row = {"variant": name, "images_per_s": ips, "ratio_median": statistics.median(ratios),
-               "ratio_min": min(ratios), "ratio_max": max(ratios),
+        row = {"variant": name, "images_per_s": ips,
+               **round_ratios([x["images_per_s"] for x in runs[name]], [x["images_per_s"] for x in runs["eager"]]),
                "warmup_s": statistics.median(x["warmup_s"] for x in runs[name])}
         rows.append(row)
         print(f"{name:22s} {ips:14.1f} {row['ratio_median']:14.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
               f"{'':8s} {row['warmup_s']:10.1f}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"model": args.model, "batch_size": args.batch_size, "threads": args.threads,
-                                         "torch": torch.__version__, "rounds": args.rounds, "steps": args.steps,
-                                         "rows": rows}, indent=1) + "\n")
+        write_json_atomic(args.json, {"model": args.model, "batch_size": args.batch_size, "threads": args.threads,
+                                      "torch": torch.__version__, "rounds": args.rounds, "steps": args.steps,
+                                      "rows": rows})
     return 0
 
 

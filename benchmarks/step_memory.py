@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_common import round_ratios, write_json_atomic
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 VARIANTS = {"baseline": (False, False), "reuse_memory": (True, False), "cnnlab_dropout": (False, True),
             "both": (True, True)}
@@ -104,19 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'variant':15s} {'img/s (median)':>14s} {'faults/step':>12s} {'ratio to baseline (median, min-max)':>36s}")
     rows = []
     for name in names:
-        ratios = [a["images_per_s"] / b["images_per_s"] for a, b in zip(runs[name], runs["baseline"])]
         row = {"variant": name, "images_per_s": statistics.median(x["images_per_s"] for x in runs[name]),
                "page_faults_per_step": statistics.median(x["page_faults_per_step"] for x in runs[name]),
-               "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+               **round_ratios([x["images_per_s"] for x in runs[name]], [x["images_per_s"] for x in runs["baseline"]]),
                "per_round_images_per_s": [round(x["images_per_s"], 1) for x in runs[name]],
                "reuse_applied": runs[name][0]["reuse_applied"], "dropout_layers": runs[name][0]["dropout_layers"]}
         rows.append(row)
         print(f"{name:15s} {row['images_per_s']:14.1f} {row['page_faults_per_step']:12.0f} "
               f"{row['ratio_median']:20.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"model": args.model, "batch_size": args.batch_size, "threads": args.threads,
-                                         "rounds": args.rounds, "steps": args.steps, "rows": rows}, indent=1) + "\n")
+        write_json_atomic(args.json, {"model": args.model, "batch_size": args.batch_size, "threads": args.threads,
+                                      "rounds": args.rounds, "steps": args.steps, "rows": rows})
     return 0
 
 

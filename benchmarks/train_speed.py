@@ -18,12 +18,12 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from bench_common import write_json_atomic
 from cifar_pickles import DEFAULT_DATA_DIR, CifarDataError, find_cifar10_folder
 from machine_load import OtherLoadMeter, wait_until_quiet
 
@@ -212,20 +212,6 @@ def machine_info() -> dict[str, Any]:
     if hasattr(os, "getloadavg"):
         info["load_average_1_5_15min"] = [round(x, 2) for x in os.getloadavg()]
     return info
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write via a temporary file in the same folder, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_parser() -> argparse.ArgumentParser:
