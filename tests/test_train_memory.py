@@ -60,3 +60,18 @@ def test_reused_buffers_stop_the_page_faults():
 def test_elsewhere_nothing_is_set(monkeypatch):
     monkeypatch.setattr(platform, "system", lambda: "Darwin")
     assert reuse_freed_memory() is False
+
+
+def test_the_run_sets_it_unless_the_config_says_false(tiny_cifar, tmp_path, monkeypatch):
+    from cnnlab.train import runtime, train
+    from cnnlab.train.experiment import load_experiment
+    from engine_helpers import REPO, tiny_overrides
+
+    calls = []
+    monkeypatch.setattr(runtime, "reuse_freed_memory", lambda: calls.append(1) or True)
+    for setting, expected in ((True, 1), (False, 0)):
+        calls.clear()
+        cfg = load_experiment(REPO / "recipes" / "004-a.yaml", tiny_overrides(epochs=1, reuse_memory=setting))
+        result = train(cfg, runs_dir=tmp_path / str(setting), data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+        assert result.status == "completed"
+        assert len(calls) == expected, f"reuse_memory={setting}: reuse_freed_memory called {len(calls)} times"
