@@ -23,6 +23,10 @@ BATCH_SIZE = 64
 # Keras-style count for 004-a: 81,962 trainable + 384 BatchNorm moving mean/variance values.
 EXPECTED_PARAMS_004A = 82_346
 WARMUP_EPOCHS = 1  # the first epoch pays one-off costs (graph tracing, allocator growth, caches)
+# fp32: every framework computes in float32 (the report's setting). bf16: each framework's own mixed
+# precision (torch.autocast / Keras' "mixed_bfloat16" policy: bf16 compute, float32 weights and loss);
+# it pays only on a CPU with native bf16 (`avx512_bf16` or `amx_bf16` in lscpu).
+PRECISIONS = ("fp32", "bf16")
 
 
 class EpochClock:
@@ -60,6 +64,8 @@ def build_arg_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=3, help="epochs, the first is warm-up (default %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help="intra-op CPU threads (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and shuffling (default %(default)s)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="fp32, or bf16 mixed precision (float32 weights and loss) (default %(default)s)")
     return parser
 
 
@@ -99,6 +105,7 @@ def result_record(framework: str, args: argparse.Namespace, clock: EpochClock,
         "epochs": args.epochs,
         "batch_size": BATCH_SIZE,
         "threads": args.threads,
+        "precision": args.precision,
         "params": params,
         "trainable_params": trainable_params,
         # Mean accuracy over the last epoch's batches in training mode (dropout on), as Keras logs it.

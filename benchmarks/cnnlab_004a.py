@@ -28,9 +28,10 @@ class RecipeMismatch(ValueError):
     """The recipe trains something other than the benchmark's model and recipe."""
 
 
-def benchmark_overrides(num_images: int, epochs: int, threads: int, seed: int, compile_on: bool = False) -> list[str]:
+def benchmark_overrides(num_images: int, epochs: int, threads: int, seed: int, compile_on: bool = False,
+                        precision: str = "fp32") -> list[str]:
     """Overrides that pin the run to the benchmark's size and to the 004-a recipe's speed-relevant parts."""
-    return [f"compile={str(compile_on).lower()}",
+    return [f"compile={str(compile_on).lower()}", f"precision={precision}",
         f"epochs={epochs}", f"batch_size={BATCH_SIZE}", f"seed={seed}", f"threads={threads}", "device=cpu",
         "optimizer.name=adam", f"optimizer.lr={LEARNING_RATE}",
         "data.name=cifar10", "data.normalize=unit",  # pixels / 255, as in the report
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # ConfigError and RecipeMismatch are ValueErrors whose messages name the key and the fix.
         cfg = load_experiment(args.recipe, overrides=benchmark_overrides(args.num_images, args.epochs, args.threads,
-                                                                          args.seed, args.compile))
+                                                                          args.seed, args.compile, args.precision))
         check_recipe(cfg)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -20,8 +20,10 @@ from bench_common import (BATCH_SIZE, EpochClock, LEARNING_RATE, build_arg_parse
 from cifar_pickles import NUM_CLASSES, CifarDataError, load_cifar10_train  # noqa: E402
 
 
-def build_model_004a(keras):
-    """The 004-a network as the report's Keras summary lists it (Conv -> ReLU -> BatchNorm order)."""
+def build_model_004a(keras, mixed: bool = False):
+    """The 004-a network as the report's Keras summary lists it (Conv -> ReLU -> BatchNorm order).
+    mixed (a mixed_bfloat16 policy): the softmax moves to its own float32 layer, as the Keras
+    mixed-precision guide asks (and as torch.autocast computes the cross-entropy); it has no weights."""
     layers = keras.layers
     return keras.Sequential([
         keras.Input(shape=(32, 32, 3)),
@@ -38,7 +40,8 @@ def build_model_004a(keras):
         layers.MaxPooling2D(2),
         layers.Dropout(0.25),
         layers.Flatten(),
-        layers.Dense(NUM_CLASSES, activation="softmax"),
+        *([layers.Dense(NUM_CLASSES), layers.Activation("softmax", dtype="float32")] if mixed
+          else [layers.Dense(NUM_CLASSES, activation="softmax")]),
     ])
 
 
@@ -54,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     # Threads must be fixed before TensorFlow runs its first op.
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(args.seed)
+    # Before the model is built: layers take their compute dtype from the global policy.
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if args.precision == "bf16" else "float32")
 
     try:
         images, labels = load_cifar10_train(args.data_dir, args.num_images)
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     one_hot = keras.utils.to_categorical(labels, NUM_CLASSES)
 
-    model = build_model_004a(keras)
+    model = build_model_004a(keras, mixed=args.precision == "bf16")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
                   loss="categorical_crossentropy", metrics=["accuracy"])
 
@@ -87,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         final_train_accuracy=float(history.history["accuracy"][-1]),
         versions={"keras": keras.__version__, "tensorflow": tf.__version__, "backend": keras.backend.backend()},
         inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads(),
+        dtype_policy=keras.mixed_precision.global_policy().name,
     )
     print_result(record)
     return 0

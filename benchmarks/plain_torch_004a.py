@@ -51,8 +51,9 @@ def count_params(model: nn.Module) -> tuple[int, int]:
 
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-                labels: torch.Tensor, generator: torch.Generator) -> float:
-    """One shuffled pass over all images (last batch may be short); returns mean batch accuracy."""
+                labels: torch.Tensor, generator: torch.Generator, bf16: bool = False) -> float:
+    """One shuffled pass over all images (last batch may be short); returns mean batch accuracy.
+    bf16: forward and loss under torch.autocast (bf16 convolutions, float32 weights and loss)."""
     loss_fn = nn.CrossEntropyLoss()
     order = torch.randperm(len(labels), generator=generator)
     correct = torch.zeros((), dtype=torch.int64)  # summed as a tensor: no per-batch host sync
@@ -60,8 +61,9 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: torc
     for start in range(0, len(labels), BATCH_SIZE):
         index = order[start:start + BATCH_SIZE]
         batch, target = images[index], labels[index]
-        logits = model(batch)
-        loss = loss_fn(logits, target)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(batch)
+            loss = loss_fn(logits, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     accuracy = float("nan")
     for _ in range(args.epochs):
         clock.start()
-        accuracy = train_epoch(model, optimizer, images, labels, generator)
+        accuracy = train_epoch(model, optimizer, images, labels, generator, bf16=args.precision == "bf16")
         clock.stop()
 
     params, trainable = count_params(model)

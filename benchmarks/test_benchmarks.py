@@ -188,6 +188,29 @@ def test_cnnlab_script_turns_compile_on_only_when_asked() -> None:
     assert "compile=true" in benchmark_overrides(100, 2, 2, 0, compile_on=True)
 
 
+def test_cnnlab_script_pins_the_precision_it_is_given() -> None:
+    from cnnlab_004a import benchmark_overrides
+
+    assert "precision=fp32" in benchmark_overrides(100, 2, 2, 0)  # never the recipe's "auto"
+    assert "precision=bf16" in benchmark_overrides(100, 2, 2, 0, precision="bf16")
+
+
+def test_plain_torch_bf16_epoch_runs_the_convolutions_in_bf16() -> None:
+    import torch
+
+    from plain_torch_004a import build_model_004a, train_epoch
+
+    seen: list[torch.dtype] = []
+    for bf16 in (False, True):
+        model = build_model_004a()
+        model[0].register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+        images, labels = torch.rand(8, 3, 32, 32), torch.arange(8) % 10
+        optimizer = torch.optim.Adam(model.parameters())
+        train_epoch(model, optimizer, images, labels, torch.Generator().manual_seed(0), bf16=bf16)
+        assert model[0].weight.dtype == torch.float32  # the weights stay float32 either way
+    assert seen == [torch.float32, torch.bfloat16]
+
+
 def test_plain_torch_model_matches_the_keras_parameter_count() -> None:
     from plain_torch_004a import build_model_004a, count_params
 
@@ -229,6 +252,20 @@ def test_driver_runs_real_scripts_and_writes_results(tiny_cifar: Path, tmp_path:
     for run in results["runs"]:
         assert run["num_images"] == 150 and len(run["epoch_seconds"]) == 2 and run["threads"] == 1
     assert not list(out.parent.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_driver_passes_the_precision_to_every_script(tiny_cifar: Path, tmp_path: Path) -> None:
+    recipe = REPO_DIR / "recipes" / "004-a.yaml"
+    frameworks = ["plain_torch", "cnnlab"] if recipe.is_file() else ["plain_torch"]
+    out = tmp_path / "bf16.json"
+    code = driver_main(["--data-dir", str(tiny_cifar), "--num-images", "100", "--epochs", "2", "--rounds", "1",
+                        "--threads", "1", "--frameworks", *frameworks, "--precision", "bf16",
+                        "--quiet-wait", "0", "--max-busy-cores", "99", "--output", str(out)])
+    assert code == 0
+    results = json.loads(out.read_text())
+    assert results["settings"]["precision"] == "bf16"
+    assert sorted(r["framework"] for r in results["runs"]) == sorted(frameworks)
+    assert all(r["precision"] == "bf16" for r in results["runs"])
 
 
 def test_driver_rejects_missing_data_dir(tmp_path: Path, capsys) -> None:
@@ -280,6 +317,18 @@ def test_keras_script_trains_the_same_model(tiny_cifar: Path) -> None:
     record = parse_result_line(proc.stdout)
     assert record["framework"] == "keras" and record["params"] == EXPECTED_PARAMS_004A
     assert record["trainable_params"] == 81_962 and len(record["epoch_seconds"]) == 2
+    assert record["precision"] == "fp32" and record["dtype_policy"] == "float32"
+
+
+@pytest.mark.skipif(not KERAS_PYTHON.exists(), reason="benchmarks/.venv-keras is absent (see benchmarks/README.md)")
+def test_keras_script_bf16_uses_the_mixed_policy_on_the_same_model(tiny_cifar: Path) -> None:
+    proc = subprocess.run([str(KERAS_PYTHON), str(BENCH_DIR / "keras_004a.py"), "--data-dir", str(tiny_cifar),
+                           "--num-images", "100", "--epochs", "2", "--threads", "1", "--precision", "bf16"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = parse_result_line(proc.stdout)
+    assert record["precision"] == "bf16" and record["dtype_policy"] == "mixed_bfloat16"
+    assert record["params"] == EXPECTED_PARAMS_004A and record["trainable_params"] == 81_962
 
 
 def test_cpu_options_benchmark_reports_ratios_against_eager(tmp_path):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench_common import write_json_atomic
+from bench_common import PRECISIONS, write_json_atomic
 from cifar_pickles import DEFAULT_DATA_DIR, CifarDataError, find_cifar10_folder
 from machine_load import OtherLoadMeter, wait_until_quiet
 
@@ -223,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds; each runs every framework once; "
                    "the per-round ratios give the median and its spread")
     p.add_argument("--threads", type=int, default=2, help="intra-op CPU threads for every framework")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32 everywhere, or every framework in its own bf16 mixed precision (needs a CPU with native bf16)")
     p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(DEFAULT_FRAMEWORKS))
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                    help="folder holding cifar-10-batches-py/, as for `cnnlab train --data-dir` and the Makefile's "
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     # Every script gets the resolved cifar-10-batches-py folder (their --data-dir accepts it, as cnnlab's does),
     # so all read the same files and the Keras venv, which cannot import cnnlab, needs no lookup of its own.
     common = ["--data-dir", str(data_folder), "--num-images", str(args.num_images),
-              "--epochs", str(args.epochs), "--threads", str(args.threads)]
+              "--epochs", str(args.epochs), "--threads", str(args.threads), "--precision", args.precision]
     extra = {"cnnlab": ["--recipe", str(args.recipe)], "cnnlab_compile": ["--recipe", str(args.recipe), "--compile"]}
     machine = machine_info()
     records: list[dict[str, Any]] = []
@@ -306,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "settings": {"num_images": args.num_images, "epochs": args.epochs, "timed_epochs": args.epochs - 1,
                      "rounds": args.rounds, "threads": args.threads, "batch_size": 64, "order": order,
+                     "precision": args.precision,
                      "data_dir": str(args.data_dir), "data_folder": str(data_folder)},
         "machine": {**machine, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]
                     if hasattr(os, "getloadavg") else None},
