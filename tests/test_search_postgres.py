@@ -35,11 +35,10 @@ pytestmark = pytest.mark.skipif(URL is None, reason="no PostgreSQL configured: r
                                                     f"{ENV_FILE}) or set CNNLAB_TEST_POSTGRES_URL")
 
 
-def _server_answers(url: str, timeout_s: float = 2.0) -> bool:
-    """True when something accepts TCP connections at the URL's host and port."""
-    parts = urlsplit(url)
+def _server_answers(host: str, port: int, timeout_s: float = 2.0) -> bool:
+    """True when something accepts TCP connections at host:port."""
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432), timeout=timeout_s):
+        with socket.create_connection((host, port), timeout=timeout_s):
             return True
     except OSError:
         return False
@@ -47,11 +46,12 @@ def _server_answers(url: str, timeout_s: float = 2.0) -> bool:
 
 def test_two_workers_share_a_study_and_it_survives_a_killed_worker(tmp_path, tiny_cifar):
     pytest.importorskip("psycopg", reason="PostgreSQL driver missing: pip install 'psycopg[binary]'")
-    if not _server_answers(URL):
+    host, port = urlsplit(URL).hostname or "127.0.0.1", urlsplit(URL).port or 5432
+    if not _server_answers(host, port):
         # A configured server that is down is a failure (CI must not skip this test silently), with the fix named:
         # the env file outlives the server, e.g. after a reboot or on a machine where a CI dry run once ran.
         source = "CNNLAB_TEST_POSTGRES_URL" if os.environ.get("CNNLAB_TEST_POSTGRES_URL") else str(ENV_FILE)
-        pytest.fail(f"no PostgreSQL server answers at {urlsplit(URL).hostname}:{urlsplit(URL).port} ({source} names it); "
+        pytest.fail(f"no PostgreSQL server answers at {host}:{port} ({source} names it); "
                     f"start it with `bash .ci/postgres.sh`, or delete {ENV_FILE} to skip this test", pytrace=False)
     import optuna
     from optuna.trial import TrialState
