@@ -30,6 +30,8 @@ VARIANTS = {
     "bf16+channels_last": dict(channels_last=True, bf16=True, compile=False),
     "compile": dict(channels_last=False, bf16=False, compile=True),
     "compile+channels_last": dict(channels_last=True, bf16=False, compile=True),
+    # Inductor can fuse autocast's casts into the neighbouring kernels, which eager bf16 pays for one by one.
+    "compile+bf16+channels_last": dict(channels_last=True, bf16=True, compile=True),
     # A frozen first layer (airbench's whitening bias after its first epochs, config freeze_after):
     # its input gradient, the costliest one at full resolution, is never computed. Models with a
     # `whiten` module only.

@@ -69,3 +69,26 @@ def test_engine_fits_whitening_from_data_and_training_leaves_it_fixed(tiny_cifar
 def test_channels_last_auto_is_on_for_cpu_and_cuda():
     assert use_channels_last(None, torch.device("cpu")) and use_channels_last(None, torch.device("cuda"))
     assert not use_channels_last(False, torch.device("cpu"))
+
+
+def test_separable_groups_cost_depthwise_plus_pointwise_weights():
+    full = create_model("airbench_cpu", widths=[16, 32, 40])
+    sep = create_model("airbench_cpu", widths=[16, 32, 40], separable=True)
+    conv = sep.group3.conv2
+    assert conv.depthwise.groups == 40 and conv.depthwise.weight.shape == (40, 1, 3, 3)
+    assert conv.pointwise.weight.shape == (40, 40, 1, 1)
+    # 3x3 conv weights 24*16 + 16*16 + 16*32 + 32*32 + 32*40 + 40*40 = 5,056 channel pairs at 9 each
+    # (45,504); separable: those 5,056 pointwise weights plus one 3x3 filter per input channel
+    # (24 + 16 + 16 + 32 + 32 + 40 = 160 channels, 1,440 weights)
+    assert count_params(full)["trainable"] - count_params(sep)["trainable"] == 45_504 - (5_056 + 1_440)
+    x = torch.randn(2, 3, 32, 32)
+    assert sep(x).shape == (2, 10)
+
+
+def test_separable_dirac_init_makes_every_depthwise_filter_an_identity():
+    model = create_model("airbench_cpu", widths=[16, 32, 40], separable=True)
+    x = torch.randn(3, 32, 7, 7)
+    # the pointwise conv is random past its first in-channels, the depthwise one is a pure identity
+    assert torch.allclose(model.group2.conv2.depthwise(x), x)
+    pw = model.group3.conv1.pointwise.weight[:, :, 0, 0]          # 40 x 32, identity on its top block
+    assert torch.equal(pw[:32], torch.eye(32))

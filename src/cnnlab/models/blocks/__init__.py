@@ -9,11 +9,12 @@ from .dense import DenseBlock, DenseLayer, Transition
 from .inception import InceptionBlock
 from .inverted_residual import ConvNormAct, InvertedResidual
 from .residual import BasicBlock, ConcatResidual, PadShortcut
+from .separable import SeparableConv2d
 from .vgg import VGGStage, vgg_stage_layers
 from .whiten import PatchWhitening
 
 __all__ = [
     "ACTIVATIONS", "make_activation", "ConvBNAct", "Dropout", "resolve_padding", "DenseBlock", "DenseLayer",
     "Transition", "InceptionBlock", "ConvNormAct", "InvertedResidual", "BasicBlock", "ConcatResidual",
-    "PadShortcut", "VGGStage", "vgg_stage_layers", "PatchWhitening",
+    "PadShortcut", "SeparableConv2d", "VGGStage", "vgg_stage_layers", "PatchWhitening",
 ]
