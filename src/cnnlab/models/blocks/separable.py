@@ -10,13 +10,16 @@ from collections import OrderedDict
 
 from torch import nn
 
+from .conv import resolve_padding
+
 
 class SeparableConv2d(nn.Sequential):
-    """depthwise k x k (stride, padding) -> pointwise 1 x 1; submodules ``depthwise``, ``pointwise``."""
+    """depthwise k x k (stride, padding: "same", "valid" or px) -> pointwise 1 x 1; submodules
+    ``depthwise``, ``pointwise``."""
 
     def __init__(self, in_chans: int, out_chans: int, kernel_size: int = 3, stride: int = 1,
-                 padding: int | None = None, bias: bool = False):
-        pad = kernel_size // 2 if padding is None else padding
+                 padding: str | int = "same", bias: bool = False):
+        pad = resolve_padding(padding, kernel_size, stride)
         super().__init__(OrderedDict([
             ("depthwise", nn.Conv2d(in_chans, in_chans, kernel_size, stride, pad, groups=in_chans, bias=False)),
             ("pointwise", nn.Conv2d(in_chans, out_chans, 1, bias=bias)),
