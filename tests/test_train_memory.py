@@ -31,10 +31,14 @@ def step():
     opt.step()
 for _ in range(3):
     step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
+per_step = []
+for _ in range(7):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     step()
-print(json.dumps({{"applied": applied, "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5}}))
+    per_step.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+# the median step: one stray event (a CI run beside it once added ~1,700 faults to one of five steps, the
+# mean then read 346 with reuse against 0 in every quiet run) must not decide the test
+print(json.dumps({{"applied": applied, "faults": sorted(per_step)[len(per_step) // 2]}}))
 """
 
 glibc_only = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
