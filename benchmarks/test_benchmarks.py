@@ -351,3 +351,22 @@ def test_cpu_options_frozen_whiten_on_a_model_without_one_names_the_problem():
                            "--threads", "1", "--variants", "channels_last+frozen_whiten"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "lacks" in proc.stderr and "whiten" in proc.stderr
+
+
+def test_model_steps_benchmark_reports_time_ratios_against_the_first_model(tmp_path):
+    out = tmp_path / "model_steps.json"
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "model_steps.py"), "--models", "cnn004", "cnn001e_residual",
+                           "--batch-size", "4", "--warmup-steps", "1", "--steps", "2", "--rounds", "2",
+                           "--threads", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["model"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["cnn004"]["time_ratio_median"] == 1.0 and rows["cnn004"]["params"] == 82_346
+    assert rows["cnn001e_residual"]["params"] == 890_730 and len(rows["cnn001e_residual"]["images_per_s_rounds"]) == 2
+    assert "time per image vs cnn004" in proc.stdout
+
+
+def test_model_steps_rejects_a_model_named_twice():
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "model_steps.py"), "--models", "cnn004", "cnn004"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "twice" in proc.stderr
