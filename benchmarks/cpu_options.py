@@ -13,15 +13,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from bench_common import round_ratios, write_json_atomic  # noqa: E402
 from cnnlab.models import create_model  # noqa: E402
+from torch_steps import time_training_steps  # noqa: E402
 
 VARIANTS = {
     "eager": dict(channels_last=False, bf16=False, compile=False),
@@ -51,30 +50,11 @@ def measure(model_name: str, variant: dict, batch_size: int, warmup_steps: int, 
         for p in getattr(model, frozen).parameters():
             p.requires_grad_(False)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9, nesterov=True)
-    step_fn = torch.compile(model) if variant["compile"] else model
-    images = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8)
-    labels = torch.randint(0, 10, (batch_size,))
-
-    def step() -> None:
-        x = (images.float() - 127.5) / 64.0
-        if variant["channels_last"]:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant["bf16"]):
-            loss = F.cross_entropy(step_fn(x), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
     model.train()
-    t0 = time.perf_counter()
-    for _ in range(warmup_steps):   # the first steps pay one-off costs (compilation, allocator, oneDNN caches)
-        step()
-    warmup_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = time.perf_counter() - t0
-    return {"images_per_s": steps * batch_size / seconds, "warmup_s": warmup_s}
+    # The warm-up steps pay the one-off costs, torch.compile's compilation among them (reported apart).
+    return time_training_steps(torch.compile(model) if variant["compile"] else model, opt, batch_size=batch_size,
+                               num_classes=10, channels_last=variant["channels_last"], bf16=variant["bf16"],
+                               warmup_steps=warmup_steps, steps=steps, scale=lambda x: (x - 127.5) / 64.0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,16 +14,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from bench_common import round_ratios, write_json_atomic  # noqa: E402
 from cnnlab.models import create_model  # noqa: E402
 from cnnlab.models.params import count_params  # noqa: E402
+from torch_steps import time_training_steps  # noqa: E402
 
 OPTIMIZERS = {
     # RMSprop as Keras sets it (rho 0.9, eps 1e-7), the 001-d/001-e recipes' optimizer.
@@ -39,28 +38,11 @@ def measure(model_name: str, *, batch_size: int, optimizer: str, bf16: bool, cha
     model = create_model(model_name)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = OPTIMIZERS[optimizer](model.parameters())
-    images = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8)
-    labels = torch.randint(0, model.num_classes, (batch_size,))
-
-    def step() -> None:
-        x = images.float() / 255.0
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(model(x), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
     model.train()
-    for _ in range(warmup_steps):   # the first steps pay one-off costs (allocator, oneDNN kernel caches)
-        step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = time.perf_counter() - t0
-    return {"images_per_s": steps * batch_size / seconds, "params": count_params(model)["total"]}
+    res = time_training_steps(model, OPTIMIZERS[optimizer](model.parameters()), batch_size=batch_size,
+                              num_classes=model.num_classes, channels_last=channels_last, bf16=bf16,
+                              warmup_steps=warmup_steps, steps=steps)
+    return {"images_per_s": res["images_per_s"], "params": count_params(model)["total"]}
 
 
 def main(argv: list[str] | None = None) -> int:
