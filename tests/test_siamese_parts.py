@@ -94,6 +94,19 @@ def test_a_triplet_step_shrinks_the_violation():
     assert triplet_semihard_loss(moved, torch.tensor([0, 0, 1]), 0.5).item() < loss.item()
 
 
+def test_a_collapsed_triplet_batch_still_gets_a_gradient():
+    # Unit-length embeddings within ~1e-7 of each other, where a twin with a tiny init starts: the loss
+    # is the margin, and the distances must still give a gradient that separates the classes.
+    base = torch.nn.functional.normalize(torch.ones(1, 8), dim=1)
+    offsets = torch.tensor([[1.0], [1.2], [-1.0], [-1.3]]) * torch.eye(8)[:1] * 1e-7
+    emb = (base + offsets).requires_grad_(True)
+    loss = triplet_semihard_loss(emb, torch.tensor([0, 0, 1, 1]), 0.2)
+    loss.backward()
+    assert loss.item() == pytest.approx(0.2, abs=1e-5)
+    assert emb.grad.abs().max().item() > 1e-3, "a collapsed batch must not be a fixed point of the loss"
+    assert torch.isfinite(emb.grad).all()
+
+
 def test_triplet_without_a_positive_is_zero_with_a_gradient():
     emb = torch.randn(3, 4, requires_grad=True)
     loss = triplet_semihard_loss(emb, torch.tensor([0, 1, 2]), 0.2)

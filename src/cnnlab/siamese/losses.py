@@ -21,9 +21,12 @@ import torch.nn.functional as F
 PAIR_LOSSES = ("contrastive_half", "contrastive", "contrastive_hinge_squared")
 LOSSES = PAIR_LOSSES + ("triplet",)
 
-# sqrt(d²) has an infinite slope at 0: distances are taken as sqrt(max(d², 1e-12)), so two
-# identical embeddings give d = 1e-6 and a zero (not NaN) gradient.
-_MIN_SQUARED = 1e-12
+# sqrt(d²) has an infinite slope at 0: distances are taken as sqrt(d² + 1e-12), so two identical
+# embeddings give d = 1e-6 and a zero (not NaN) gradient. Not sqrt(max(d², 1e-12)): that clamp
+# gives a zero gradient to every pair closer than 1e-6, so a twin whose embeddings all start
+# within 1e-6 of each other (report 002's normal(0, 0.001) init) never leaves that point under the
+# triplet loss, which has no other gradient (seen here: loss exactly the margin for 352 steps).
+_EPS_SQUARED = 1e-12
 
 
 def squared_distances(e1: torch.Tensor, e2: torch.Tensor) -> torch.Tensor:
@@ -39,7 +42,7 @@ def contrastive_loss(d2: torch.Tensor, same: torch.Tensor, margin: float, kind: 
     elif kind == "contrastive":
         per_pair = y * d2 + (1 - y) * F.relu(margin - d2)
     elif kind == "contrastive_hinge_squared":
-        d = d2.clamp_min(_MIN_SQUARED).sqrt()
+        d = (d2 + _EPS_SQUARED).sqrt()
         per_pair = y * d2 + (1 - y) * F.relu(margin - d).pow(2)
     else:
         raise ValueError(f"unknown pair loss {kind!r}; choose one of {', '.join(PAIR_LOSSES)}")
@@ -47,11 +50,14 @@ def contrastive_loss(d2: torch.Tensor, same: torch.Tensor, margin: float, kind: 
 
 
 def pairwise_distances(emb: torch.Tensor) -> torch.Tensor:
-    """Euclidean distances between all rows (float32, M x M), without an M x M x D tensor."""
+    """Euclidean distances between all rows (float32, M x M), without an M x M x D tensor.
+
+    cdist without its matrix-product shortcut: |a|² + |b|² − 2a·b loses every digit of a d² below
+    about 1e-7 in float32 (unit-length embeddings), exactly where a collapsed twin starts.
+    """
     e = emb.float()
-    sq = e.pow(2).sum(dim=1)
-    d2 = (sq[:, None] + sq[None, :] - 2 * e @ e.T).clamp_min(0)
-    return d2.clamp_min(_MIN_SQUARED).sqrt()
+    d = torch.cdist(e, e, compute_mode="donot_use_mm_for_euclid_dist")
+    return (d.pow(2) + _EPS_SQUARED).sqrt()
 
 
 def triplet_semihard_loss(emb: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
