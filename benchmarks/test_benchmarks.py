@@ -370,3 +370,28 @@ def test_model_steps_rejects_a_model_named_twice():
     proc = subprocess.run([sys.executable, str(BENCH_DIR / "model_steps.py"), "--models", "cnn004", "cnn004"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "twice" in proc.stderr
+
+
+def test_lrn_step_benchmark_times_both_layers_and_writes_the_ratio(tmp_path):
+    out = tmp_path / "lrn_step.json"
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "lrn_step.py"), "--batch-size", "4", "--warmup-steps", "1",
+                           "--steps", "2", "--rounds", "2", "--threads", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(out.read_text())
+    assert sorted(res["images_per_s_rounds"]) == ["cnnlab_lrn", "torch_lrn"]
+    assert all(len(v) == 2 and min(v) > 0 for v in res["images_per_s_rounds"].values())
+    assert res["ratio_min"] <= res["ratio_median"] <= res["ratio_max"] and res["channels_last"] is True
+    assert "cnnlab_lrn / torch_lrn" in proc.stdout
+
+
+def test_lrn_step_baseline_really_uses_torch_lrn():
+    """The baseline must be torch's layer, or the ratio compares cnnlab with itself."""
+    sys.path.insert(0, str(BENCH_DIR))
+    from lrn_step import build
+    from torch import nn
+
+    from cnnlab.models.blocks import LocalResponseNorm
+    base, ours = build("torch_lrn", 0), build("cnnlab_lrn", 0)
+    assert type(base.features.norm1) is nn.LocalResponseNorm and type(base.features.norm2) is nn.LocalResponseNorm
+    assert isinstance(ours.features.norm1, LocalResponseNorm) and isinstance(ours.features.norm2, LocalResponseNorm)

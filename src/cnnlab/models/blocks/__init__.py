@@ -7,6 +7,7 @@ from .conv import ConvBNAct, resolve_padding
 from .dropout import Dropout
 from .dense import DenseBlock, DenseLayer, Transition
 from .inception import InceptionBlock
+from .lrn import LocalResponseNorm
 from .inverted_residual import ConvNormAct, InvertedResidual
 from .residual import BasicBlock, ConcatResidual, PadShortcut
 from .separable import SeparableConv2d
@@ -15,6 +16,6 @@ from .whiten import PatchWhitening
 
 __all__ = [
     "ACTIVATIONS", "make_activation", "ConvBNAct", "Dropout", "resolve_padding", "DenseBlock", "DenseLayer",
-    "Transition", "InceptionBlock", "ConvNormAct", "InvertedResidual", "BasicBlock", "ConcatResidual",
+    "Transition", "InceptionBlock", "LocalResponseNorm", "ConvNormAct", "InvertedResidual", "BasicBlock", "ConcatResidual",
     "PadShortcut", "SeparableConv2d", "VGGStage", "vgg_stage_layers", "PatchWhitening",
 ]
