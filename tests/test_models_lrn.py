@@ -72,6 +72,16 @@ def test_not_4d_input_uses_torch_and_matches():
     torch.testing.assert_close(LocalResponseNorm(5)(x), nn.LocalResponseNorm(5)(x))
 
 
+def test_meta_tensors_give_the_shape():
+    """Shape inference builds models on the meta device (tests, summaries): it must not fail."""
+    with torch.device("meta"):
+        out = LocalResponseNorm(9)(torch.empty(2, 16, 5, 5))
+        model = create_model("convnet002")
+        logits = model(torch.empty(2, 3, 32, 32))
+    assert out.shape == (2, 16, 5, 5) and out.device.type == "meta"
+    assert logits.shape == (2, 10)
+
+
 def test_is_an_nn_lrn_with_the_same_repr_and_no_state():
     layer = LocalResponseNorm(9, alpha=0.001, beta=0.75, k=1.0)
     assert isinstance(layer, nn.LocalResponseNorm)

@@ -48,10 +48,11 @@ def local_response_norm(x: torch.Tensor, size: int, alpha: float = 1e-4, beta: f
 
 class LocalResponseNorm(nn.LocalResponseNorm):
     """nn.LocalResponseNorm computed by a band matmul (module docstring); a drop-in replacement.
-    Inputs that are not 4-d (N, C, H, W) use torch's own function."""
+    Inputs that are not 4-d (N, C, H, W), or not on the CPU or a CUDA GPU (meta tensors for shape
+    inference, whose autocast cannot be switched off), use torch's own function."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or torch.compiler.is_compiling():
+        if x.dim() != 4 or x.device.type not in ("cpu", "cuda") or torch.compiler.is_compiling():
             return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
         return local_response_norm(x, self.size, self.alpha, self.beta, self.k)
 
