@@ -16,6 +16,6 @@ from .whiten import PatchWhitening
 
 __all__ = [
     "ACTIVATIONS", "make_activation", "ConvBNAct", "Dropout", "resolve_padding", "DenseBlock", "DenseLayer",
-    "Transition", "InceptionBlock", "LocalResponseNorm", "ConvNormAct", "InvertedResidual", "BasicBlock", "ConcatResidual",
-    "PadShortcut", "SeparableConv2d", "VGGStage", "vgg_stage_layers", "PatchWhitening",
+    "Transition", "InceptionBlock", "LocalResponseNorm", "ConvNormAct", "InvertedResidual", "BasicBlock",
+    "ConcatResidual", "PadShortcut", "SeparableConv2d", "VGGStage", "vgg_stage_layers", "PatchWhitening",
 ]

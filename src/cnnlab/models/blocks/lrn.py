@@ -29,9 +29,13 @@ def channel_band(channels: int, size: int, dtype: torch.dtype = torch.float32,
 
 def local_response_norm(x: torch.Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,
                         k: float = 1.0) -> torch.Tensor:
-    """F.local_response_norm of a 4-d (N, C, H, W) tensor, the window sum as one band matmul."""
+    """F.local_response_norm of a 4-d (N, C, H, W) tensor, the window sum as one band matmul.
+    Tensors not on the CPU or a CUDA GPU (meta tensors for shape inference, whose autocast cannot
+    be switched off) take torch's own function."""
     if x.dim() != 4:
         raise ValueError(f"local_response_norm expects an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
+    if x.device.type not in ("cpu", "cuda"):
+        return F.local_response_norm(x, size, alpha, beta, k)
     with torch.autocast(device_type=x.device.type, enabled=False):
         # float32 at least: half and bf16 inputs are summed in float32, float64 stays float64
         x32 = x if x.dtype in (torch.float32, torch.float64) else x.float()
@@ -48,11 +52,10 @@ def local_response_norm(x: torch.Tensor, size: int, alpha: float = 1e-4, beta: f
 
 class LocalResponseNorm(nn.LocalResponseNorm):
     """nn.LocalResponseNorm computed by a band matmul (module docstring); a drop-in replacement.
-    Inputs that are not 4-d (N, C, H, W), or not on the CPU or a CUDA GPU (meta tensors for shape
-    inference, whose autocast cannot be switched off), use torch's own function."""
+    Inputs that are not 4-d (N, C, H, W) use torch's own function."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.device.type not in ("cpu", "cuda") or torch.compiler.is_compiling():
+        if x.dim() != 4 or torch.compiler.is_compiling():
             return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
         return local_response_norm(x, self.size, self.alpha, self.beta, self.k)
 
