@@ -9,8 +9,8 @@ import cnnlab.siamese  # noqa: F401  (registers the task)
 from cnnlab.models import create_model
 from cnnlab.siamese import PairSampler, SiameseNet, SiameseTask
 from cnnlab.siamese import evaluate as ev
-from cnnlab.siamese.losses import (PAIR_LOSSES, contrastive_loss, pair_decisions, squared_distances,
-                                   triplet_semihard_loss)
+from cnnlab.siamese.losses import (PAIR_LOSSES, batch_nearest_neighbour_hits, contrastive_loss, pair_decisions,
+                                   squared_distances, triplet_semihard_loss)
 from cnnlab.train.stages import head_prefixes
 from cnnlab.train.task import create_task
 
@@ -118,6 +118,21 @@ def test_pair_decisions_use_the_losses_own_boundary():
     d2 = torch.tensor([0.4, 0.6])
     assert pair_decisions(d2, "contrastive", 1.0).tolist() == [True, False]                 # d² < 0.5
     assert pair_decisions(torch.tensor([0.2, 0.3]), "triplet", 1.0).tolist() == [True, False]  # d < 0.5
+
+
+def test_triplet_accuracy_is_the_batch_nearest_neighbour_not_a_distance_boundary():
+    # Unit-length embeddings of two classes, every pair far apart (d > 0.5 = margin/2 at margin 1),
+    # yet each anchor's nearest other row has its class: the pair boundary calls all of them
+    # "different", the nearest neighbour gets them right.
+    angles = torch.tensor([0.0, 0.9, 3.0, 3.9])       # radians: classes 0, 0, 1, 1
+    emb = torch.stack([angles.cos(), angles.sin()], dim=1)
+    labels = torch.tensor([0, 0, 1, 1])
+    assert not pair_decisions(squared_distances(emb[:2], emb[2:]), "triplet", 1.0).any()
+    assert int(batch_nearest_neighbour_hits(emb, labels, anchors=4)) == 4
+    assert int(batch_nearest_neighbour_hits(emb, labels, anchors=2)) == 2      # only the first rows count
+    swapped = torch.tensor([0, 1, 1, 0])                                         # now every neighbour is wrong
+    assert int(batch_nearest_neighbour_hits(emb, swapped, anchors=4)) == 0
+    assert batch_nearest_neighbour_hits(emb.requires_grad_(True), labels, 4).dtype == torch.int64
 
 
 # --- pairs ----------------------------------------------------------------------------------------

@@ -67,6 +67,18 @@ def test_a_tiny_siamese_run_learns_embeddings_that_separate_the_classes(tiny_cif
     assert rows[-1]["train_loss"] < rows[0]["train_loss"] and 0.9 <= rows[-1]["train_acc"] <= 1.0
 
 
+def test_a_triplet_runs_train_acc_reads_what_the_twin_learned(tiny_cifar, tmp_path):
+    # The pair boundary d < margin/2 read 50.0% on every triplet run; the batch nearest neighbour
+    # starts near chance (10 classes) on a barely trained twin and rises as it learns.
+    def train_accs(**extra):
+        cfg = cfg_of(**{"task.loss": "triplet", "task.margin": 0.2, **extra})
+        return [r["train_acc"] for r in rows_of(quiet_train(cfg, tmp_path, tiny_cifar).run_dir)]
+
+    learned, untrained = train_accs(), train_accs(**{"optimizer.lr": 1e-12})
+    assert learned[-1] >= 0.8 and learned[-1] != 0.5
+    assert untrained[-1] < learned[-1] - 0.2
+
+
 def test_the_evaluation_page(tiny_cifar, reference):
     from cnnlab.report.siamese_page import write_siamese_report
 

@@ -97,5 +97,20 @@ def pair_decisions(d2: torch.Tensor, kind: str, margin: float) -> torch.Tensor:
     return d2 < (margin / 2) ** 2
 
 
-__all__ = ["LOSSES", "PAIR_LOSSES", "contrastive_loss", "pair_decisions", "pairwise_distances", "squared_distances",
+def batch_nearest_neighbour_hits(emb: torch.Tensor, labels: torch.Tensor, anchors: int) -> torch.Tensor:
+    """How many of the first ``anchors`` rows have, as their nearest other row of the batch, a row
+    of their own class (an int64 scalar): the triplet loss's accuracy.
+
+    The triplet loss has no distance boundary to score pairs with (it ranks d(a,p) below d(a,n)
+    by a margin, wherever they lie), so a pair rule such as d < margin/2 calls every pair of
+    unit-length embeddings "different" and reads 50% whatever the twin learned. The batch's
+    nearest neighbour is the ranking the loss trains, and reads 1/classes at chance.
+    """
+    dist = pairwise_distances(emb.detach())
+    dist.fill_diagonal_(float("inf"))
+    nearest = dist[:anchors].argmin(dim=1)
+    return (labels[nearest] == labels[:anchors]).sum()
+
+
+__all__ = ["LOSSES", "PAIR_LOSSES", "batch_nearest_neighbour_hits", "contrastive_loss", "pair_decisions", "pairwise_distances", "squared_distances",
            "triplet_semihard_loss"]

@@ -7,7 +7,8 @@ A step takes the loop's batch of training-image positions as the x1 images, draw
 the same pairs), embeds x1 and x2 in one forward pass of the shared-weight twin and returns the
 pair loss. The step's `correct` counts the pairs the loss's own boundary gets right (d² < margin/2
 for the report's losses, d < margin/2 otherwise), so a siamese run's train_acc is that pair
-accuracy. A split's score is (the loss on a fixed set of pairs of the split, the accuracy of the
+accuracy; for the triplet loss, which has no such boundary, it counts the x1 images whose nearest
+other image of the step (x1 and x2 together) has their class. A split's score is (the loss on a fixed set of pairs of the split, the accuracy of the
 nearest class centroid of the training embeddings); both draw from fixed seeds of their own and
 never from the training streams.
 """
@@ -20,7 +21,8 @@ import torch
 from torch import nn
 
 from cnnlab.siamese.embed import class_centroids, embed, nearest_centroid
-from cnnlab.siamese.losses import LOSSES, contrastive_loss, pair_decisions, squared_distances, triplet_semihard_loss
+from cnnlab.siamese.losses import (LOSSES, batch_nearest_neighbour_hits, contrastive_loss, pair_decisions,
+                                    squared_distances, triplet_semihard_loss)
 from cnnlab.siamese.pairs import SAMPLERS, PairSampler, Pairs
 from cnnlab.siamese.twin import EMBED_FROM, SiameseNet
 from cnnlab.train import runtime
@@ -96,12 +98,14 @@ class SiameseTask(Task):
         with runtime.autocast(engine.device, engine.amp_dtype):
             emb = engine.forward(x)
         emb = emb.float()
-        d2 = squared_distances(emb[:n], emb[n:])
         if self.loss == "triplet":
-            loss = triplet_semihard_loss(emb, engine.train_y[both], self.margin)
+            labels = engine.train_y[both]
+            loss = triplet_semihard_loss(emb, labels, self.margin)
+            correct = batch_nearest_neighbour_hits(emb, labels, n)
         else:
+            d2 = squared_distances(emb[:n], emb[n:])
             loss = contrastive_loss(d2, pairs.same, self.margin, self.loss)
-        correct = (pair_decisions(d2.detach(), self.loss, self.margin) == pairs.same).sum()
+            correct = (pair_decisions(d2.detach(), self.loss, self.margin) == pairs.same).sum()
         return StepOutput(loss, n, correct)
 
     def score(self, model: nn.Module, ds, engine) -> tuple[float, float]:
