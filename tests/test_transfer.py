@@ -174,7 +174,8 @@ def test_inputs_are_resized_inside_the_model_and_ema_copies_keep_it():
 
 
 @pytest.mark.parametrize("recipe", ["000-c", "000-e", "000-f", "001-c", "002-d", "003-d", "003-e", "003-e-offline", "004-e",
-                                    "000-c-offline", "000-e-offline", "000-f-offline"])
+                                    "000-c-offline", "000-e-offline", "000-f-offline", "001-c-offline", "002-d-offline",
+                                    "003-d-offline", "004-e-offline"])
 def test_transfer_recipes_build_and_name_existing_modules(recipe):
     """Every stage's trainable names exist in the recipe's model (weights not downloaded here)."""
     from cnnlab.train.setup import build_model

@@ -9,6 +9,10 @@ DATASET_NAMES = ("cifar10", "cifar100", "folder", "tiny_imagenet")
 LABEL_MODES = ("fine", "coarse")
 BAD_IMAGE_MODES = ("stop", "skip")
 NORMALIZE_KINDS = ("none", "unit", "zscore", "per_channel", "imagenet")
+# What data.normalize accepts: a kind fitted here, or "source": the statistics the source network
+# (model.pretrained) was trained with, which the training loop reads from the source run (or
+# ImageNet's for pretrained: imagenet), so a transferred body sees the inputs it learned on.
+NORMALIZE_CHOICES = NORMALIZE_KINDS + ("source",)
 CROP_PAD_MODES = ("reflect", "zero")
 
 
@@ -106,14 +110,14 @@ class DataConfig:
     # ([0.6, 0.2, 0.2]); a pre-split root (train/ val/ test/) keeps its own splits and ignores this
     folder_split: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
     bad_images: str = "stop"  # folder, tiny_imagenet: "stop" (raise, listing paths) | "skip" (warn with paths, go on)
-    normalize: str = "per_channel"  # "none" | "unit" | "zscore" | "per_channel" | "imagenet"
+    normalize: str = "per_channel"  # "none" | "unit" | "zscore" | "per_channel" | "imagenet" | "source"
     download: bool = True  # cifar: fetch from the publisher when no local copy is found
 
     def __post_init__(self) -> None:
         _check_choice("data.name", self.name, DATASET_NAMES)
         _check_choice("data.label_mode", self.label_mode, LABEL_MODES)
         _check_choice("data.bad_images", self.bad_images, BAD_IMAGE_MODES)
-        _check_choice("data.normalize", self.normalize, NORMALIZE_KINDS)
+        _check_choice("data.normalize", self.normalize, NORMALIZE_CHOICES)
         if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not 4 <= self.image_size <= 1024:
             raise ValueError(f"data.image_size: {self.image_size!r} is not allowed; use whole pixels in [4, 1024]")
         _check_count_or_fraction("data.val_size", self.val_size, zero_ok=True)

@@ -53,6 +53,10 @@ class Normalizer:
     @classmethod
     def fit(cls, kind: str, train_images: torch.Tensor) -> "Normalizer":
         """Statistics from the train images (uint8 N x C x H x W); never pass val/test here."""
+        if kind == "source":
+            raise DataError("normalize: source is not fitted on images: it is the statistics of the source network "
+                            "(model.pretrained), which the training loop reads from the source run "
+                            "(cnnlab.train.sources.source_normalizer)")
         channels = train_images.shape[1]
         if kind == "none":
             return cls(kind, torch.zeros(1), torch.ones(1))

@@ -157,6 +157,9 @@ class ExperimentConfig:
                                  f"a stage's `trainable` list)")
         if not self.name or "/" in self.name:
             raise ValueError(f"name={self.name!r} must be a non-empty name without '/'")
+        if self.data.normalize == "source" and self.model.pretrained is None:
+            raise ValueError("data.normalize: source uses the statistics of the source network, and model.pretrained "
+                             "is not set; set model.pretrained or choose another data.normalize (per_channel)")
 
 
 def load_experiment(path: Optional[str | Path] = None, overrides: Optional[list[str]] = None) -> ExperimentConfig:

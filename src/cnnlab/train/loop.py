@@ -42,7 +42,7 @@ from cnnlab.train.regularization import check_l2_selectors, l2_kernels, l2_penal
 from cnnlab.train.resume import finished_summary, read_run_config
 from cnnlab.train.rundir import RunLock, new_run_dir, write_json
 from cnnlab.train.setup import build_model, init_from_data
-from cnnlab.train.sources import resolve_pretrained
+from cnnlab.train.sources import resolve_pretrained, source_normalizer
 from cnnlab.train.stages import plan_stages, stage_at, stage_counts, total_epochs, trainable_prefixes
 from cnnlab.train.state import TrainState
 from cnnlab.train.task import create_task
@@ -172,14 +172,21 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
         splits = load_splits(cfg.data, seed=cfg.seed, data_dir=data_dir)
     train_x = splits.train.images.to(device)
     train_y = splits.train.labels.to(device)
-    normalizer = (Normalizer.from_state_dict(ckpt["normalizer"]) if ckpt
-                  else Normalizer.fit(cfg.data.normalize, splits.train.images))
     model_cfg = copy.copy(cfg.model)
     # The checkpoint's weights replace any starting point (its source may be gone by now).
+    model_cfg.pretrained = None if ckpt else resolve_pretrained(cfg.model.pretrained, runs_dir)
+    if ckpt:
+        normalizer = Normalizer.from_state_dict(ckpt["normalizer"])
+    elif cfg.data.normalize == "source":
+        normalizer = source_normalizer(model_cfg.pretrained, splits.train.images)
+        log(f"inputs normalized as the source's were ({normalizer.kind}: mean "
+            f"{[round(v, 2) for v in normalizer.mean.tolist()]}, std {[round(v, 2) for v in normalizer.std.tolist()]}, "
+            f"0..255 units)")
+    else:
+        normalizer = Normalizer.fit(cfg.data.normalize, splits.train.images)
     task = create_task(cfg.task)
     distributed.check_task(task, world)
     with world.main_first("building the model"):   # pretrained weights are downloaded once
-        model_cfg.pretrained = None if ckpt else resolve_pretrained(cfg.model.pretrained, runs_dir)
         model = build_model(model_cfg, num_classes=len(splits.classes), in_chans=train_x.shape[1], log=log,
                             input_size=train_x.shape[-1])
         if not ckpt and not model_cfg.pretrained:   # a checkpoint or source brings fitted weights already
@@ -233,7 +240,10 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
             write_text_atomically(new_dir / "config.yaml", experiment_to_yaml(cfg))
             _write_model_summary(model, new_dir, input_size=train_x.shape[-1], in_chans=train_x.shape[1], log=log)
         if not (new_dir / "normalization.json").is_file():
-            write_json(new_dir / "normalization.json", _normalization_record(normalizer, len(splits.train)))
+            write_json(new_dir / "normalization.json",
+                       _normalization_record(normalizer, len(splits.train),
+                                             (model_cfg.pretrained or cfg.model.pretrained)
+                                             if cfg.data.normalize == "source" else None))
         return new_dir
 
     run_dir = world.from_main(make_run_dir)
@@ -423,11 +433,14 @@ def _check_runs_dir(runs_dir: Path) -> None:
                       f"free some space or choose another --runs-dir")
 
 
-def _normalization_record(normalizer: Normalizer, n_train: int) -> dict:
+def _normalization_record(normalizer: Normalizer, n_train: int, source=None) -> dict:
+    """normalization.json; `source` (model.pretrained) when data.normalize is "source"."""
     state = normalizer.state_dict()
+    fitted_on = (f"the source network's inputs (data.normalize: source, model.pretrained: {source})" if source
+                 else "published ImageNet statistics" if state["kind"] == "imagenet"
+                 else f"the train split only ({n_train} images)")
     return {"kind": state["kind"], "mean": state["mean"].tolist(), "std": state["std"].tolist(),
-            "units": "pixel values 0..255; model input = (x - mean) / std per channel",
-            "fitted_on": f"the train split only ({n_train} images)"}
+            "units": "pixel values 0..255; model input = (x - mean) / std per channel", "fitted_on": fitted_on}
 
 
 def _write_model_summary(model, run_dir: Path, input_size: int, in_chans: int, log) -> None:
