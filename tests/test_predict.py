@@ -84,8 +84,12 @@ def parse(*argv: str) -> argparse.Namespace:
 # --- the handle -------------------------------------------------------------------------------------
 
 
-def test_load_run_is_lazy_and_predict_needs_no_dataset(cifar_run, tmp_path: Path) -> None:
+def test_load_run_is_lazy_and_predict_needs_no_dataset(cifar_run, tmp_path: Path, monkeypatch) -> None:
     run_dir, images = cifar_run
+    # Nowhere to find CIFAR, whatever this machine's environment says (a $CNNLAB_DATA holding the
+    # real CIFAR-10 made evaluate() succeed here).
+    monkeypatch.delenv("CNNLAB_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
     assert cnnlab.load_run is load_run and "load_run" in cnnlab.__all__
     run = load_run(run_dir)   # no data_dir: the tiny CIFAR folder is nowhere cnnlab looks by itself
     assert isinstance(run, LoadedRun) and run.input_size == 32 and run.classes[:2] == ["airplane", "automobile"]
