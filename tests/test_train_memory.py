@@ -54,10 +54,11 @@ def _faults(reuse: bool) -> dict:
 @glibc_only
 def test_reused_buffers_stop_the_page_faults():
     # each step's activations (32 x 32 x 32 x 32 floats = 4 MiB) come and go; by default glibc maps
-    # and unmaps them every time, about 1,000 page faults each
+    # and unmaps them every time, about 1,000 page faults a step (CI once counted 993, so the floor is
+    # set well below that: it only proves the plain run does fault, the ratio below is the claim)
     plain, reused = _faults(False), _faults(True)
     assert reused["applied"] is True
-    assert plain["faults"] > 1000, plain
+    assert plain["faults"] > 400, plain
     assert reused["faults"] < plain["faults"] / 10, (plain, reused)
 
 
