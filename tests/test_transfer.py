@@ -43,6 +43,27 @@ def test_stage_plan_is_a_function_of_the_global_step():
     assert stage_at(plan, 99).index == 0 and stage_at(plan, 100).index == 1 and stage_at(plan, 10**6).index == 1
 
 
+def test_a_stage_of_0_steps_is_skipped():
+    # 002-d refines "after 0 frozen steps": -o stages.0.steps=0 on the same recipe
+    stages = [StageConfig(steps=0, trainable="head"), StageConfig(epochs=2, trainable="all", name="refining")]
+    plan = plan_stages(stages, steps_per_epoch=30, epochs=99, opt=OptimizerConfig(lr=1e-3))
+    assert [(s.index, s.name, s.start_step, s.steps, s.trainable) for s in plan] == [(0, "refining", 0, 60, "all")]
+    with pytest.raises(ValueError, match="every stage has 0"):
+        cfg_of("stages=[{steps: 0, trainable: head}, {epochs: 0, trainable: all}]")
+    with pytest.raises(ValueError, match=">= 0"):
+        StageConfig(steps=-1)
+
+
+def test_a_run_whose_first_stage_has_0_steps_trains_only_the_second(tiny_cifar, tmp_path, source_run):
+    cfg = cfg_of(f"model.pretrained={source_run}",
+                 "stages=[{name: frozen, steps: 0, trainable: head}, {name: refining, epochs: 1, trainable: all}]")
+    result = train(cfg, runs_dir=tmp_path, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    assert result.status == "completed"
+    assert [s["name"] for s in result.summary["stages"]] == ["refining"]
+    before, after = load_file(str(source_run / "model.safetensors")), load_file(str(result.run_dir / "model.safetensors"))
+    assert not torch.equal(before["features.conv1.weight"], after["features.conv1.weight"]), "the body trained from step 0"
+
+
 def test_body_lr_is_a_second_group_scaled_from_the_schedule():
     model = create_model("cnn004", num_classes=10)
     plan = plan_stages([StageConfig(epochs=1, trainable="all", lr=1e-3, body_lr=1e-4)], 10, 1, OptimizerConfig())

@@ -146,8 +146,10 @@ class StageConfig:
     def __post_init__(self) -> None:
         if (self.epochs is None) == (self.steps is None):
             raise ValueError(f"stage {self.name or '?'}: give exactly one of epochs or steps")
-        if (self.epochs is not None and self.epochs < 1) or (self.steps is not None and self.steps < 1):
-            raise ValueError(f"stage {self.name or '?'}: epochs/steps must be >= 1")
+        # 0 is allowed and skips the stage: 002-d refines "after 0 / 100 / 1,000 / 2,500 frozen steps",
+        # one recipe run with -o stages.0.steps=N for each N
+        if (self.epochs is not None and self.epochs < 0) or (self.steps is not None and self.steps < 0):
+            raise ValueError(f"stage {self.name or '?'}: epochs/steps must be >= 0 (0 skips the stage)")
         if isinstance(self.trainable, str) and self.trainable not in ("head", "all"):
             raise ValueError(f"stage {self.name or '?'}: trainable={self.trainable!r}; use head, all or a list of "
                              f"module-name prefixes")

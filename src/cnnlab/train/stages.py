@@ -46,9 +46,13 @@ def plan_stages(stages: list[StageConfig], steps_per_epoch: int, epochs: int, op
     plan, start = [], 0
     for i, st in enumerate(stages):
         steps = st.steps if st.steps is not None else st.epochs * steps_per_epoch
-        plan.append(Stage(i, st.name or f"stage {i + 1}", start, steps, st.trainable,
+        if steps == 0:   # a skipped stage (002-d refined after 0 frozen steps) takes no step and no index
+            continue
+        plan.append(Stage(len(plan), st.name or f"stage {i + 1}", start, steps, st.trainable,
                           st.lr if st.lr is not None else opt.lr, st.body_lr, st.optimizer or opt.name))
         start += steps
+    if not plan:
+        raise ValueError("stages: every stage has 0 epochs/steps; give at least one stage a length")
     return plan
 
 
