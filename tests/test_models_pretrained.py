@@ -222,6 +222,8 @@ def test_same_architecture_new_class_count_keeps_new_head(tmp_path: Path, caplog
             "new head: classifier.weight, classifier.bias (10 -> 2 classes)")
     assert report.summary() == line
     assert [r.getMessage() for r in caplog.records] == [line]  # one line, not one per tensor
+    # INFO: the training log prints the report itself, a WARNING would print it twice on stderr
+    assert [r.levelname for r in caplog.records] == ["INFO"]
 
 
 def test_same_class_count_loads_everything(tmp_path: Path) -> None:

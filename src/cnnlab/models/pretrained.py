@@ -259,10 +259,9 @@ def load_pretrained(model: nn.Module, source: str, hash: str | None = None, mode
     weight = f"{last}.weight" if last else None
     if weight in report.new_head and weight in state and state[weight].ndim >= 1:
         report.classes = (int(state[weight].shape[0]), int(own[weight].shape[0]))
-    if report.new_head:
-        log.warning("%s", report.summary())
-    else:
-        log.info("%s", report.summary())
+    # INFO, not WARNING: a new head is what fine-tuning asks for, and the caller shows report.summary()
+    # itself (a warning also reached stderr through logging's last-resort handler: the line twice)
+    log.info("%s", report.summary())
     return report
 
 
