@@ -151,6 +151,9 @@ def test_a_source_recipe_resolves_to_its_newest_finished_run(tiny_cifar, tmp_pat
     result = train(cfg, runs_dir=runs, data_dir=str(tiny_cifar), quiet=True, log=lines.append)
     assert any(str(src.run_dir) in line and "loaded" in line for line in lines), lines
     assert result.status == "completed"
+    # the record names the exact source run, not the recipe (which may have newer runs later)
+    saved = load_experiment(result.run_dir / "config.yaml")
+    assert saved.model.pretrained == str(src.run_dir), saved.model.pretrained
 
 
 def test_with_sources_trains_the_source_recipe_first(tiny_cifar, tmp_path):

@@ -175,6 +175,10 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     model_cfg = copy.copy(cfg.model)
     # The checkpoint's weights replace any starting point (its source may be gone by now).
     model_cfg.pretrained = None if ckpt else resolve_pretrained(cfg.model.pretrained, runs_dir)
+    if cfg.model.pretrained is not None and not isinstance(cfg.model.pretrained, str) and model_cfg.pretrained:
+        # {recipe: ...} becomes the run folder it resolved to in config.yaml (as distill.teacher does), so
+        # the record names the exact source even after the recipe has newer runs
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=str(model_cfg.pretrained)))
     if ckpt:
         normalizer = Normalizer.from_state_dict(ckpt["normalizer"])
     elif cfg.data.normalize == "source":
