@@ -79,6 +79,20 @@ def test_a_key_missing_from_an_older_config_counts_as_its_default(real: RealRuns
     (other / "config.yaml").write_text(yaml.safe_dump(config))
     assert [r.experiment for r in comparison_rows([real.base, other])] == ["tiny", "tiny (sync_bn=true)"]
 
+def test_runs_differing_in_one_stage_are_labelled_by_that_stage_key(real: RealRuns, tmp_path: Path) -> None:
+    # 002-d: one recipe, -o stages.0.steps=N; the label must name the key, not a cut-off list of stages
+    labels = []
+    for steps in (100, 1000, 1000):
+        run = copy_run(real.seed2, tmp_path / f"s{steps}-{len(labels)}")
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["stages"] = [{"name": "frozen", "steps": steps, "trainable": "head"},
+                            {"name": "refining", "epochs": 2, "trainable": "all"}]
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+        labels.append(run)
+    rows = comparison_rows(labels)
+    assert [(r.experiment, len(r.runs)) for r in rows] == [("tiny", 2), ("tiny (stages.0.steps=100)", 1)]
+
+
 def test_markdown_shows_mean_pm_std_and_absent_values(real: RealRuns) -> None:
     text = compare_runs([real.base, real.seed2, real.binary], fmt="md")
     lines = text.splitlines()

@@ -82,12 +82,16 @@ def _stat(values: Sequence[float | None]) -> Stat:
 
 
 def _flatten(mapping: dict, prefix: str = "") -> dict[str, object]:
-    """{"optimizer": {"lr": 0.1}} -> {"optimizer.lr": 0.1}; lists and scalars are leaves."""
+    """{"optimizer": {"lr": 0.1}} -> {"optimizer.lr": 0.1}; a list of mappings by index, as the
+    overrides name it ({"stages": [{"steps": 100}]} -> {"stages.0.steps": 100}), so that runs differing in
+    one stage's length are labelled `stages.0.steps=100`; other lists and scalars are leaves."""
     flat: dict[str, object] = {}
     for key, value in mapping.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict) and value:
             flat.update(_flatten(value, f"{name}."))
+        elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            flat.update(_flatten({str(i): item for i, item in enumerate(value)}, f"{name}."))
         else:
             flat[name] = value
     return flat
