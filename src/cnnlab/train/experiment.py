@@ -149,7 +149,7 @@ class ExperimentConfig:
             raise ValueError("batch_size and eval_batch_size must be >= 1")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r} is not allowed; choose one of {', '.join(PRECISIONS)}")
-        if self.stages and all((st.steps or st.epochs or 0) == 0 for st in self.stages):
+        if self.stages and not any(st.steps or st.epochs for st in self.stages):
             raise ValueError("stages: every stage has 0 epochs/steps (0 skips a stage); give at least one a length")
         if self.stages and all(st.epochs is not None for st in self.stages):
             self.epochs = sum(st.epochs for st in self.stages)

@@ -33,7 +33,7 @@ from cnnlab.train.callbacks import BestWeights, Callback, EarlyStopping, Metrics
 from cnnlab.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint, save_weights
 from cnnlab.train.ema import ModelEMA
 from cnnlab.train.epoch import Engine, steps_per_epoch, train_epoch
-from cnnlab.train.experiment import ExperimentConfig, experiment_to_yaml
+from cnnlab.train.experiment import ExperimentConfig, SourceRecipe, experiment_to_yaml
 from cnnlab.train.finalize import final_evaluation, run_summary
 from cnnlab.train.lookahead import Lookahead
 from cnnlab.train.loggers import loggers_from_settings
@@ -175,7 +175,7 @@ def _train(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     model_cfg = copy.copy(cfg.model)
     # The checkpoint's weights replace any starting point (its source may be gone by now).
     model_cfg.pretrained = None if ckpt else resolve_pretrained(cfg.model.pretrained, runs_dir)
-    if cfg.model.pretrained is not None and not isinstance(cfg.model.pretrained, str) and model_cfg.pretrained:
+    if isinstance(cfg.model.pretrained, SourceRecipe) and model_cfg.pretrained:
         # {recipe: ...} becomes the run folder it resolved to in config.yaml (as distill.teacher does), so
         # the record names the exact source even after the recipe has newer runs
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=str(model_cfg.pretrained)))
