@@ -77,7 +77,9 @@ def test_a_key_missing_from_an_older_config_counts_as_its_default(real: RealRuns
     other = copy_run(real.seed2, tmp_path / "other")
     config["sync_bn"] = True
     (other / "config.yaml").write_text(yaml.safe_dump(config))
-    assert [r.experiment for r in comparison_rows([real.base, other])] == ["tiny", "tiny (sync_bn=true)"]
+    # (one run each: both rows are labelled, the first with its own value)
+    assert [r.experiment for r in comparison_rows([real.base, other])] == ["tiny (sync_bn=false)",
+                                                                            "tiny (sync_bn=true)"]
 
 def test_runs_differing_in_one_stage_are_labelled_by_that_stage_key(real: RealRuns, tmp_path: Path) -> None:
     # 002-d: one recipe, -o stages.0.steps=N; the label must name the key, not a cut-off list of stages
@@ -91,6 +93,11 @@ def test_runs_differing_in_one_stage_are_labelled_by_that_stage_key(real: RealRu
         labels.append(run)
     rows = comparison_rows(labels)
     assert [(r.experiment, len(r.runs)) for r in rows] == [("tiny", 2), ("tiny (stages.0.steps=100)", 1)]
+    # one run of each N: no config is the common one, so none goes unlabelled (first seen still leads)
+    rows = comparison_rows([labels[0], labels[1]])
+    assert [(r.experiment, len(r.runs)) for r in rows] == [("tiny (stages.0.steps=100)", 1),
+                                                            ("tiny (stages.0.steps=1000)", 1)]
+    assert rows[0].differs == {"stages.0.steps": "100"}
 
 
 def test_markdown_shows_mean_pm_std_and_absent_values(real: RealRuns) -> None:

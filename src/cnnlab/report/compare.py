@@ -56,7 +56,9 @@ class ComparisonRow:
     stats: dict[str, Stat]
     unfinished: list[str] = field(default_factory=list)   # running, killed, interrupted or diverged: not averaged
     name: str = ""                  # the experiment name shared by every row of one name
-    differs: dict[str, str] = field(default_factory=dict)  # dotted key -> value, against the name's main config
+    # dotted key -> value, against the name's main config; for the main config itself, empty unless
+    # another config of the name has as many runs (then its own values of the keys that differ)
+    differs: dict[str, str] = field(default_factory=dict)
 
 
 def _value(run: RunData, key: str) -> float | None:
@@ -154,13 +156,28 @@ def _label(name: str, differs: dict[str, str]) -> str:
     return f"{name} ({', '.join(shown)})"
 
 
+def _tied_main_differences(main: tuple, groups: dict[tuple, list[RunData]],
+                           configs: dict[tuple, dict[str, str]]) -> dict[str, str]:
+    """The main config goes unlabelled when most runs of its name share it. When another config has
+    as many finished runs (002-d: one for each of N = 0 / 100 / 1,000 / 2,500 frozen steps), which one
+    is "main" is only first-seen order, and an unlabelled row would read as the recipe's default:
+    label it with its own values of every key in which those configs differ from it. Runs are
+    counted finished (a killed smoke run does not make a tie)."""
+    def finished(k: tuple) -> int:
+        return sum(r.status in FINISHED for r in groups[k])
+    tied = [k for k in groups if k != main and configs[k] and finished(k) >= finished(main)]
+    keys = sorted({key for k in tied for key in _differences(configs[k], configs[main])})
+    return {key: _label_value(configs[main].get(key)) for key in keys}
+
+
 def comparison_rows(runs: Iterable[Path | RunData]) -> list[ComparisonRow]:
     """Load runs (folders, or RunData already read) and group them into experiments.
 
     An experiment is the resolved config (config.yaml) less seed, description, threads and
     logging: seeds of one config share a row, while a run of the same ``name`` with another
     config (say a 3-epoch smoke run, ``-o epochs=3``) gets its own row, labelled with what differs
-    from the most common config of that name, e.g. ``004-a (epochs=3)``. Only finished runs
+    from the most common config of that name, e.g. ``004-a (epochs=3)``; when no config has more runs
+    than every other, the first one is labelled too, with its own values of those keys. Only finished runs
     (completed, early_stopped) enter the mean ± std and n; the others are named in ``unfinished``.
     Rows keep first-seen order of names; within a name the most common config comes first.
     """
@@ -186,7 +203,7 @@ def comparison_rows(runs: Iterable[Path | RunData]) -> list[ComparisonRow]:
                      for _, stat_key in COLUMNS + OPTIONAL_COLUMNS}
             seeds = [(r.summary or {}).get("seed", (r.config or {}).get("seed")) for r in finished]
             if key == main:
-                differs = {}
+                differs = _tied_main_differences(main, groups, configs)
             elif not configs[key]:  # no config.yaml: cannot tell what it ran, so never pooled with the others
                 differs = {"config.yaml": "absent"}
             else:
