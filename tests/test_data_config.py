@@ -61,7 +61,7 @@ def test_bad_data_values_raise_naming_the_key(kwargs, key):
 
 
 def test_error_lists_allowed_values():
-    with pytest.raises(ValueError, match="none, unit, zscore, per_channel, imagenet"):
+    with pytest.raises(ValueError, match="none, unit, center, zscore, per_channel, imagenet"):
         DataConfig(normalize="minmax")
 
 

@@ -45,6 +45,18 @@ def test_zscore_uses_one_global_mean_and_std():
     assert abs(float(out.mean())) < 1e-4 and abs(float(out.std(unbiased=False)) - 1) < 1e-4
 
 
+def test_center_subtracts_the_train_mean_per_channel_and_keeps_pixel_units():
+    train, test = uint8_images(30, 0, 256, seed=3), uint8_images(10, 0, 256, seed=4)
+    train[:, 0] //= 4   # channel means far apart: one global mean would not center channel 0
+    norm = Normalizer.fit("center", train)
+    means = train.double().mean(dim=(0, 2, 3))
+    assert torch.allclose(norm.mean.double(), means, atol=1e-3) and torch.equal(norm.std, torch.ones(3))
+    assert torch.allclose(norm(train).double().mean(dim=(0, 2, 3)), torch.zeros(3, dtype=torch.float64), atol=1e-3)
+    # 0..255 units, not divided by a std: the spread of the values is the pixels' own
+    assert torch.equal(norm(test), test.float() - norm.mean.view(1, 3, 1, 1))
+    assert float(norm(train).std()) > 30
+
+
 def test_fixed_kinds():
     x = torch.tensor([0, 51, 255], dtype=torch.uint8).view(1, 1, 1, 3).expand(1, 3, 1, 3).contiguous()
     assert torch.equal(Normalizer.fit("none", x)(x), x.float())

@@ -8,7 +8,7 @@ from typing import ClassVar, Optional, Union
 DATASET_NAMES = ("cifar10", "cifar100", "folder", "tiny_imagenet")
 LABEL_MODES = ("fine", "coarse")
 BAD_IMAGE_MODES = ("stop", "skip")
-NORMALIZE_KINDS = ("none", "unit", "zscore", "per_channel", "imagenet")
+NORMALIZE_KINDS = ("none", "unit", "center", "zscore", "per_channel", "imagenet")
 # What data.normalize accepts: a kind fitted here, or "source": the statistics the source network
 # (model.pretrained) was trained with, which the training loop reads from the source run (or
 # ImageNet's for pretrained: imagenet), so a transferred body sees the inputs it learned on.
@@ -110,7 +110,7 @@ class DataConfig:
     # ([0.6, 0.2, 0.2]); a pre-split root (train/ val/ test/) keeps its own splits and ignores this
     folder_split: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
     bad_images: str = "stop"  # folder, tiny_imagenet: "stop" (raise, listing paths) | "skip" (warn with paths, go on)
-    normalize: str = "per_channel"  # "none" | "unit" | "zscore" | "per_channel" | "imagenet" | "source"
+    normalize: str = "per_channel"  # "none" | "unit" | "center" | "zscore" | "per_channel" | "imagenet" | "source"
     download: bool = True  # cifar: fetch from the publisher when no local copy is found
 
     def __post_init__(self) -> None:

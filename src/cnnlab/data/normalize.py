@@ -34,7 +34,9 @@ def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class Normalizer:
     """Maps uint8 batches to float32: (x - mean) / std, with mean/std in 0..255 units.
 
-    kinds: "none" (raw 0..255 floats), "unit" (/255), "zscore" (one global mean/std over all
+    kinds: "none" (raw 0..255 floats), "unit" (/255), "center" (train mean per channel subtracted,
+    values kept in 0..255 units: the cs231n-style preprocessing of report 002's course code, whose
+    1e-3 init needs inputs of that scale), "zscore" (one global mean/std over all
     train pixels, report 004-b), "per_channel" (train mean/std per channel), "imagenet"
     (published ImageNet mean/std on /255 values).
     """
@@ -72,6 +74,9 @@ class Normalizer:
         if kind == "per_channel":
             mean, std = channel_stats(train_images)
             return cls(kind, mean, std)
+        if kind == "center":
+            mean, _ = channel_stats(train_images)
+            return cls(kind, mean, torch.ones_like(mean))
         # zscore: one mean/std over every value of every channel
         sums, squares = channel_moments(train_images)
         count = train_images.numel()
