@@ -176,7 +176,7 @@ def comparison_rows(runs: Iterable[Path | RunData]) -> list[ComparisonRow]:
     An experiment is the resolved config (config.yaml) less seed, description, threads and
     logging: seeds of one config share a row, while a run of the same ``name`` with another
     config (say a 3-epoch smoke run, ``-o epochs=3``) gets its own row, labelled with what differs
-    from the most common config of that name, e.g. ``004-a (epochs=3)``; when no config has more runs
+    from the most common config of that name, e.g. ``004-a (epochs=3)``; when no config has more finished runs
     than every other, the first one is labelled too, with its own values of those keys. Only finished runs
     (completed, early_stopped) enter the mean ± std and n; the others are named in ``unfinished``.
     Rows keep first-seen order of names; within a name the most common config comes first.
