@@ -57,7 +57,7 @@ class ComparisonRow:
     unfinished: list[str] = field(default_factory=list)   # running, killed, interrupted or diverged: not averaged
     name: str = ""                  # the experiment name shared by every row of one name
     # dotted key -> value, against the name's main config; for the main config itself, empty unless
-    # another config of the name has as many runs (then its own values of the keys that differ)
+    # another config of the name has as many finished runs (then its own values of the keys that differ)
     differs: dict[str, str] = field(default_factory=dict)
 
 
