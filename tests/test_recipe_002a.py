@@ -6,9 +6,9 @@ L2 term alone and the loss stays at ln 10. The recipe keeps inputs centered in 0
 (`data.normalize: center`), which makes those gradients ~100x larger. Both runs below use the
 recipe unchanged except for the tiny data (180 training images, batch 16, 5 epochs: 60 steps).
 """
-import json
 import math
 
+from cnnlab.runfolder import read_metrics
 from cnnlab.train.experiment import load_experiment
 from cnnlab.train.loop import train
 
@@ -20,8 +20,7 @@ def _train_losses(tmp_path, tiny_cifar, **overrides) -> list[float]:
                           tiny_overrides(**{"epochs": 5, "evaluate_train": "false", **overrides}))
     result = train(cfg, runs_dir=tmp_path / "runs", data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
     assert result.status == "completed"
-    rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [row["train_loss"] for row in rows if "train_loss" in row]
+    return [row["train_loss"] for row in read_metrics(result.run_dir) if "train_loss" in row]
 
 
 def test_the_shipped_002a_recipe_leaves_ln10_within_60_steps(tmp_path, tiny_cifar):
