@@ -81,3 +81,12 @@ class StopAt:
         self.seen += 1
         if self.seen == self.at:
             os.kill(os.getpid(), signal.SIGINT)
+
+
+def train_experiment(cfg, runs_dir="runs", **kwargs):
+    """What `cnnlab train --no-report` runs: any task of cnnlab.tasks, with {recipe: ...} sources and
+    distillation teachers resolved (cnnlab.run_experiment, curves.png but no report pages).
+    cnnlab.train.train alone runs the default task with sources already resolved."""
+    from cnnlab.pipeline import run_experiment
+
+    return run_experiment(cfg, runs_dir, report=False, **kwargs)

@@ -134,10 +134,11 @@ def test_interrupt_at_an_exact_step_resumes_bitwise(tiny_cifar, tmp_path, refere
 
 def test_ctrl_c_during_the_final_evaluation_stops_with_the_resume_command(tiny_cifar, tmp_path, reference,
                                                                           monkeypatch):
+    import cnnlab.train.finish as finish
     import cnnlab.train.loop as loop
     from cnnlab.train.experiment import load_experiment
 
-    real_final_evaluation = loop.final_evaluation
+    real_final_evaluation = finish.final_evaluation
 
     def interrupted_evaluation(*args, **kwargs):
         # What Python's default SIGINT handler raises on Ctrl-C, raised here rather than sent with
@@ -145,7 +146,7 @@ def test_ctrl_c_during_the_final_evaluation_stops_with_the_resume_command(tiny_c
         # evaluation (the run completed), while the module alone passed; why is not established.
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop, "final_evaluation", interrupted_evaluation)
+    monkeypatch.setattr(finish, "final_evaluation", interrupted_evaluation)
     said = []
     first = loop.train(load_experiment(REPO / "recipes" / "004-a.yaml", OVERRIDES), runs_dir=tmp_path,
                        data_dir=str(tiny_cifar), quiet=True, log=said.append)
@@ -153,7 +154,7 @@ def test_ctrl_c_during_the_final_evaluation_stops_with_the_resume_command(tiny_c
     summary = json.loads((first.run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["final"]["test_acc"] is None
     assert f"cnnlab train --resume {first.run_dir}" in summary["message"] and said[-1] == summary["message"]
-    monkeypatch.setattr(loop, "final_evaluation", real_final_evaluation)
+    monkeypatch.setattr(finish, "final_evaluation", real_final_evaluation)
     done = loop.train(None, resume=first.run_dir, data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
     assert done.status == "completed" and done.summary["final"]["test_acc"] is not None
     assert_same_weights(load_file(str(first.run_dir / "model.safetensors")), reference[0])

@@ -82,7 +82,7 @@ def test_explain_errors_name_the_fix(real):
 
 
 def test_gradcam_section_of_a_binary_run(real):
-    from cnnlab.explain import gradcam_section, saved_normalizer
+    from cnnlab.explain import gradcam_section
     from cnnlab.runfolder import read_predictions
     from cnnlab.runs import load_run
 
@@ -90,7 +90,7 @@ def test_gradcam_section_of_a_binary_run(real):
     predictions = read_predictions(real.binary)["test"]
     assert predictions.probs.shape[1] == 1
     wrong = int(((predictions.probs[:, 0] > 0.5).astype(int) != predictions.labels).sum())
-    section = gradcam_section(run.model, saved_normalizer(real.binary), run.splits.test.images, predictions.probs,
+    section = gradcam_section(run.model, run.normalizer, run.splits.test.images, predictions.probs,
                               predictions.labels, run.splits.classes, predictions.indices, count=3)
     table = section.blocks[-1]
     assert len(table.rows) == min(3, wrong) and wrong > 0

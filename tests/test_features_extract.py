@@ -1,7 +1,6 @@
 """Layers of a model and their features: names, shapes, values equal to a manual forward, errors."""
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,7 +9,6 @@ import torch
 from cnnlab.data import Normalizer
 from cnnlab.features.extract import extract_features
 from cnnlab.features.layers import UnknownLayerError, find_layer, format_layers, model_layers
-from cnnlab.features.runhandle import available_splits, split_dataset
 from cnnlab.models import create_model
 
 
@@ -117,17 +115,3 @@ def test_an_unknown_layer_names_the_layers():
 def test_an_input_the_model_cannot_take_is_a_clear_error():
     with pytest.raises(ValueError, match="does not fit this model"):
         model_layers(create_model("cnn004"), (3, 4, 4))
-
-
-def test_split_datasets_are_read_from_either_kind_of_run_handle():
-    dataset = [0, 1, 2]  # any sized object stands for a dataset here
-    eager = SimpleNamespace(splits=SimpleNamespace(train=dataset, val=None, test=dataset))
-    method = SimpleNamespace(splits=lambda name: dataset if name != "val" else None)
-    other = SimpleNamespace(split=lambda name: dataset if name != "val" else None)
-    for handle in (eager, method, other):
-        assert split_dataset(handle, "test") is dataset
-        assert available_splits(handle) == ["train", "test"]
-        with pytest.raises(ValueError, match="no val split; choose one of train, test"):
-            split_dataset(handle, "val")
-    with pytest.raises(ValueError, match="unknown split 'dev'"):
-        split_dataset(eager, "dev")

@@ -9,20 +9,24 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "cnnlab"
 
 # Lower layers never import higher ones (imports inside functions count: they are dependencies too).
+# The same picture is drawn in README.md ("Layout"); test_the_readme_draws_these_layers checks it.
 # The package root only holds __version__ and lazy shortcuts for users, so it is the top.
 LAYERS = {
-    "cnnlab.atomic": 0, "cnnlab.config": 0, "cnnlab.runfolder": 0,
+    "cnnlab.atomic": 0, "cnnlab.config": 0, "cnnlab.runfolder": 0, "cnnlab.version": 0,   # leaves: files, config, the run-folder reader
     "cnnlab.data": 1,
     "cnnlab.models": 2,
-    "cnnlab.train": 3,
-    "cnnlab.transfer": 4, "cnnlab.siamese": 4,      # training variants built on the loop
-    "cnnlab.evaluate": 5, "cnnlab.features": 5,
-    "cnnlab.report": 6,
-    "cnnlab.explain": 7, "cnnlab.runs": 7, "cnnlab.export": 7,
-    "cnnlab.pipeline": 8,
-    "cnnlab.search": 9,                               # sweeps and searches run whole experiments
-    "cnnlab.cli": 10, "cnnlab.probe_cli": 10, "cnnlab.predict_cli": 10,
-    "cnnlab": 11,
+    "cnnlab.train": 3,                                # the loop, the task contract, classification
+    "cnnlab.siamese": 4,                              # another task, built on the contract
+    "cnnlab.tasks": 5,                                # the one table of tasks
+    "cnnlab.runs": 6,                                 # the run handle: knows every task
+    "cnnlab.transfer": 7,                             # source runs and teachers, through the handle
+    "cnnlab.evaluate": 8, "cnnlab.features": 8,
+    "cnnlab.report": 9,
+    "cnnlab.explain": 10, "cnnlab.export": 10,
+    "cnnlab.pipeline": 11,
+    "cnnlab.search": 12,                              # sweeps and searches run whole experiments
+    "cnnlab.cli": 13, "cnnlab.probe_cli": 13, "cnnlab.predict_cli": 13,
+    "cnnlab": 14,
 }
 
 
@@ -64,8 +68,6 @@ def test_imports_flow_one_way():
     for path in sorted(SRC.rglob("*.py")):
         module = module_name(path)
         for imported in imports_of(path, module):
-            if imported == "cnnlab":
-                continue   # `import cnnlab` for __version__ only
             if layer_of(imported) > layer_of(module):
                 wrong.append(f"{module} (layer {layer_of(module)}) imports {imported} (layer {layer_of(imported)})")
     assert not wrong, "\n".join(wrong)

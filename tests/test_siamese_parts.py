@@ -12,7 +12,7 @@ from cnnlab.siamese import evaluate as ev
 from cnnlab.siamese.losses import (PAIR_LOSSES, batch_nearest_neighbour_hits, contrastive_loss, pair_decisions,
                                    squared_distances, triplet_semihard_loss)
 from cnnlab.train.stages import head_prefixes
-from cnnlab.train.task import create_task
+from cnnlab.tasks import create_task
 
 from engine_helpers import REPO
 

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 import cnnlab.siamese  # noqa: F401  (registers the task)
 from cnnlab.train.experiment import load_experiment
-from cnnlab.train.loop import train
+from engine_helpers import train_experiment as train
 
 from engine_helpers import REPO, StopAt, tiny_overrides
 

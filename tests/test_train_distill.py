@@ -12,8 +12,8 @@ from cnnlab.pipeline import train_sources
 from cnnlab.train import teacher as teacher_mod
 from cnnlab.train.experiment import experiment_to_yaml, load_experiment
 from cnnlab.train.losses import distillation_loss
-from cnnlab.train.loop import train
-from cnnlab.train.sources import SourceMissing
+from engine_helpers import train_experiment as train
+from cnnlab.transfer import SourceMissing
 from cnnlab.train.teacher import TeacherError
 from engine_helpers import REPO, StopAt, tiny_overrides
 

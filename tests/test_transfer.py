@@ -8,10 +8,10 @@ from safetensors.torch import load_file
 from cnnlab.models import create_model
 from cnnlab.models.head import feature_width
 from cnnlab.train.experiment import load_experiment
-from cnnlab.train.loop import train
+from engine_helpers import train_experiment as train
 from cnnlab.train.optim import set_lr
 from cnnlab.train.options import OptimizerConfig, StageConfig
-from cnnlab.train.sources import SourceMissing
+from cnnlab.transfer import SourceMissing
 from cnnlab.train.stages import plan_stages, stage_at, stage_counts, stage_optimizer, apply_trainable
 from engine_helpers import REPO, StopAt, tiny_overrides
 

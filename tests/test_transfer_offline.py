@@ -15,7 +15,7 @@ from test_recipes_folders import cats_and_dogs
 
 from cnnlab.data import DataError, Normalizer
 from cnnlab.train.experiment import load_experiment
-from cnnlab.train.loop import train
+from engine_helpers import train_experiment as train
 
 from engine_helpers import REPO, tiny_overrides
 
@@ -109,7 +109,7 @@ def test_source_statistics_are_not_fitted_on_images():
 
 
 def test_imagenet_source_gives_the_published_statistics():
-    from cnnlab.train.sources import source_normalizer
+    from cnnlab.train.setup import source_normalizer
 
     norm = source_normalizer("imagenet", torch.zeros(2, 3, 4, 4, dtype=torch.uint8))
     assert norm.kind == "imagenet"

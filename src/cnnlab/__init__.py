@@ -5,7 +5,7 @@
     # the loop alone (no figures, no report): from cnnlab.train import train
 """
 
-__version__ = "0.1.0"
+from cnnlab.version import __version__
 
 
 def __getattr__(name: str):

@@ -14,14 +14,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
-import cnnlab.siamese  # noqa: F401  (registers the "siamese" task, so its recipes run from here)
+from cnnlab.tasks import create_task
 from cnnlab.train.callbacks import Callback
 from cnnlab.train.experiment import ExperimentConfig
 from cnnlab.train.loop import RunResult, train
+from cnnlab.train.task import Task
+from cnnlab.transfer import resolve_sources, teacher_from_run
 
 
 class ReportWriter(Callback):
-    """curves.png for every run that trained an epoch; report.html/report.md for finished runs.
+    """curves.png for every run that trained an epoch; report.html/report.md for finished runs, with
+    the extra page of the run's task (siamese.html) and Grad-CAM where the task has class scores.
 
     A failure here is reported but never loses the run: its numbers are already saved.
     """
@@ -30,7 +33,6 @@ class ReportWriter(Callback):
         self.report, self.log = report, log
         self.run_dir: Optional[Path] = None
         self.model = None
-        self.rows: list[dict] = []
 
     def on_train_begin(self, logs: dict) -> None:
         self.run_dir = Path(logs["run_dir"])
@@ -49,53 +51,55 @@ class ReportWriter(Callback):
                 self.log(f"warning: could not draw curves.png: {err}")
         if not self.report or logs.get("status") not in ("completed", "early_stopped"):
             return
-        from cnnlab.report import write_run_report
+        from cnnlab.report import task_pages, write_run_report
+        from cnnlab.runs import load_run
 
         splits = logs.get("data")
+        run = load_run(run_dir, splits=splits)
         images = None
         if splits is not None:
             images = {name: getattr(splits, name).images.numpy() for name in ("train", "val", "test")
                       if getattr(splits, name) is not None}
         try:
-            write_run_report(run_dir, images=images, extra_sections=self._gradcam(run_dir, splits))
+            write_run_report(run_dir, images=images, extra_sections=self._gradcam(run))
         except Exception as err:  # noqa: BLE001
             self.log(f"warning: could not write the report: {err}; retry with: cnnlab report {run_dir}")
-        if self._task_name(run_dir) == "siamese":
+        for write_page in task_pages(run.task):
             try:
-                from cnnlab.report.siamese_page import write_siamese_report
-
-                write_siamese_report(run_dir, splits=splits, log=self.log)
+                write_page(run, log=self.log)
             except Exception as err:  # noqa: BLE001 (the run and its main report are saved)
-                self.log(f"warning: could not write siamese.html: {err}")
+                self.log(f"warning: could not write the {run.task_name} page: {err}")
 
-    @staticmethod
-    def _task_name(run_dir: Path) -> str:
-        from cnnlab.runfolder import RunFolderError, read_config_dict
-
-        try:
-            task = read_config_dict(run_dir).get("task") or {}
-        except RunFolderError:
-            return "classification"
-        return task.get("name", "classification") if isinstance(task, dict) else "classification"
-
-    def _gradcam(self, run_dir: Path, splits) -> list:
+    def _gradcam(self, run) -> list:
         """Grad-CAM over the most confident wrong test images, or [] (said in the log) when it cannot
         be made: the report goes out without it rather than not at all."""
-        test = getattr(splits, "test", None) if splits is not None else None
-        if self.model is None or test is None:
+        test = getattr(run.splits, "test", None) if "splits" in run.__dict__ else None
+        if self.model is None or test is None or run.task.unsupported("explain"):
             return []
         try:
-            from cnnlab.explain.report_section import gradcam_section, saved_normalizer
+            from cnnlab.explain.report_section import gradcam_section
             from cnnlab.runfolder import read_predictions
 
-            predictions = read_predictions(run_dir).get("test")
+            predictions = read_predictions(run.run_dir).get("test")
             if predictions is None:
                 return []
-            return [gradcam_section(self.model, saved_normalizer(run_dir), test.images, predictions.probs,
-                                    predictions.labels, list(splits.classes), predictions.indices)]
+            return [gradcam_section(self.model, run.normalizer, test.images, predictions.probs,
+                                    predictions.labels, list(run.splits.classes), predictions.indices)]
         except Exception as err:  # noqa: BLE001 (the report is worth more than this one section)
             self.log(f"warning: no Grad-CAM section in the report: {err}")
             return []
+
+
+def experiment_task(cfg: ExperimentConfig, log: Callable[[str], None] = print) -> Task:
+    """The task of an experiment (cnnlab.tasks), with its teacher when `distill.teacher` names a run
+    (built from the run folder when training starts)."""
+    task = create_task(cfg.task)
+    teacher = cfg.distill.teacher
+    if teacher is not None:
+        task = task.with_teacher(lambda: teacher_from_run(str(teacher)), cfg.distill.temperature, cfg.distill.alpha)
+        log(f"distilling from the teacher {teacher} (temperature {cfg.distill.temperature}, "
+            f"alpha {cfg.distill.alpha})")
+    return task
 
 
 def train_sources(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_dir: Optional[str] = None,
@@ -103,7 +107,7 @@ def train_sources(cfg: ExperimentConfig, runs_dir: str | Path = "runs", *, data_
     """Train the recipes named by `model.pretrained: {recipe: ...}` and `distill.teacher: {recipe: ...}`
     that have no finished run yet (what `cnnlab train --with-sources` does); their own sources first."""
     from cnnlab.train.experiment import SourceRecipe, load_experiment
-    from cnnlab.train.sources import newest_finished_run
+    from cnnlab.transfer import newest_finished_run
 
     done: list[RunResult] = []
     for source in (cfg.model.pretrained, cfg.distill.teacher):
@@ -124,10 +128,14 @@ def run_experiment(cfg: Optional[ExperimentConfig], runs_dir: str | Path = "runs
                    quiet: bool = False, resume: Optional[str | Path] = None, seed_suffix: Optional[int] = None,
                    callbacks: Optional[list[Callback]] = None, report: bool = True,
                    log: Callable[[str], None] = print, **train_options) -> RunResult:
-    """train() plus curves.png and (with report=True) report.html / report.md in the run folder.
-    `train_options` go to train() (e.g. ddp_timeout)."""
+    """The whole experiment: {recipe: ...} sources resolved to their runs, the task of cnnlab.tasks
+    (with its teacher), train(), then curves.png and (with report=True) report.html / report.md in
+    the run folder. `train_options` go to train() (e.g. ddp_timeout)."""
+    if cfg is not None:
+        cfg = resolve_sources(cfg, runs_dir)
     return train(cfg, runs_dir, data_dir=data_dir, quiet=quiet, resume=resume, seed_suffix=seed_suffix,
-                 callbacks=list(callbacks or []) + [ReportWriter(report=report, log=log)], log=log, **train_options)
+                 callbacks=list(callbacks or []) + [ReportWriter(report=report, log=log)], log=log,
+                 task_factory=lambda c: experiment_task(c, log), **train_options)
 
 
-__all__ = ["ReportWriter", "run_experiment", "train_sources"]
+__all__ = ["ReportWriter", "experiment_task", "run_experiment", "train_sources"]

@@ -3,9 +3,12 @@
 A run folder is a folder holding ``config.yaml`` (the trainer writes it first)::
 
     <runs>/<YYYYmmdd-HHMMSS>-<name>[-s<seed>]/
-        config.yaml  metrics.jsonl  summary.json  model_summary.txt  predictions/<split>.npz ...
+        config.yaml  normalization.json  metrics.jsonl  summary.json  model_summary.txt
+        model.safetensors  checkpoints/last.pt  checkpoints/best.safetensors  predictions/<split>.npz ...
 
-A leaf module: standard library, yaml and numpy only (no torch, no other cnnlab module), so any
+This is the one reader of those files (config, metrics, summary, normalization, predictions, the
+paths of weights and checkpoints, and whether the run finished); ``cnnlab.runs.load_run`` builds
+the model and data on top of it. A leaf module: standard library, yaml and numpy only (no torch, no other cnnlab module), so any
 layer may import it. Importing it changes no global state.
 """
 from __future__ import annotations
@@ -23,6 +26,13 @@ METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 MODEL_SUMMARY = "model_summary.txt"
 PREDICTIONS = "predictions"
+NORMALIZATION = "normalization.json"
+WEIGHTS = "model.safetensors"                    # final weights (the evaluated ones: EMA's when on)
+BEST_WEIGHTS = "checkpoints/best.safetensors"    # weights of the best validation accuracy
+LAST_CHECKPOINT = "checkpoints/last.pt"          # resume state
+
+# A run with one of these statuses and its final weights is finished; interrupted and diverged runs resume.
+FINISHED = ("completed", "early_stopped")
 
 PREDICTION_KEYS = ("probs", "labels", "indices")
 SPLIT_ORDER = ("train", "val", "test")  # table order; extra prediction files (e.g. test_tta) follow
@@ -125,6 +135,46 @@ def read_metrics(run_dir: str | Path, warnings: list[str] | None = None) -> list
             raise RunFolderError(f"{path}:{number} has no 'epoch' key; each line must be one epoch's JSON object")
         rows.append(row)
     return rows
+
+
+def read_normalization(run_dir: str | Path) -> dict[str, Any] | None:
+    """normalization.json of ``run_dir`` (kind, mean, std in 0..255 units); None when absent.
+
+    Raises RunFolderError naming the file when it is not a JSON object with kind, mean and std.
+    """
+    path = Path(run_dir) / NORMALIZATION
+    if not path.is_file():
+        return None
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunFolderError(f"{path} cannot be read ({error}); delete it to refit the statistics on the run's "
+                             f"train split") from None
+    if not isinstance(loaded, dict) or not {"kind", "mean", "std"} <= set(loaded):
+        raise RunFolderError(f"{path} must be a JSON object with kind, mean and std; delete it to refit the "
+                             f"statistics on the run's train split")
+    return loaded
+
+
+def finished_summary(run_dir: str | Path) -> dict[str, Any] | None:
+    """The summary of a run that completed or stopped early and wrote its final weights, else None
+    (running, killed, interrupted or diverged: those resume)."""
+    summary = read_summary(run_dir)
+    if summary and summary.get("status") in FINISHED and (Path(run_dir) / WEIGHTS).is_file():
+        return summary
+    return None
+
+
+def weights_path(run_dir: str | Path, weights: str = WEIGHTS) -> Path:
+    """The weights file ``weights`` (a path inside the run folder) of a finished run.
+
+    Raises RunFolderError with the command that finishes the run when the file is missing.
+    """
+    path = Path(run_dir) / weights
+    if not path.is_file():
+        raise RunFolderError(f"{path} is missing: the run did not finish. Continue it with: "
+                             f"cnnlab train --resume {run_dir}")
+    return path
 
 
 @dataclass
@@ -247,5 +297,6 @@ def load_run_data(run_dir: str | Path) -> RunData:
     return run
 
 
-__all__ = ["RunFolderError", "RunData", "Predictions", "find_runs", "read_config_dict", "read_summary",
-           "read_metrics", "read_predictions", "load_run_data", "SPLIT_ORDER"]
+__all__ = ["RunFolderError", "RunData", "Predictions", "FINISHED", "find_runs", "finished_summary",
+           "read_config_dict", "read_summary", "read_metrics", "read_normalization", "read_predictions",
+           "load_run_data", "weights_path", "SPLIT_ORDER"]

@@ -1,7 +1,12 @@
-"""Finished run folders, used: a handle on one run (model, classes, predict, evaluate) and the table of runs.
+"""The run handle: a finished run folder, used (model, classes, normalizer, data, predict, evaluate).
 
-Reading the files of a run folder is ``cnnlab.runfolder``'s job (one reader for every layer);
-this module rebuilds a run's model and, only when asked, its data on top of it.
+    run = load_run("runs/20261122-101500-004-a")
+    run.model, run.classes, run.task, run.predict(images), run.evaluate("test"), run.split("test")
+
+The one handle every consumer of a finished run goes through: eval, probe, explain, predict,
+export, report pages, a transfer source and a distillation teacher. Reading the files is
+``cnnlab.runfolder``'s job; this module rebuilds the run's model with its task (every task of
+``cnnlab.tasks``), and its data only when asked.
 """
 
 from __future__ import annotations
@@ -14,10 +19,14 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from cnnlab.runfolder import (WEIGHTS, RunFolderError, find_runs, read_config_dict, read_summary,
+                              weights_path as run_weights_path)
+from cnnlab.tasks import create_task, task_name
 from cnnlab.train.experiment import ExperimentConfig, experiment_from_dict
-from cnnlab.runfolder import RunFolderError, find_runs, read_config_dict, read_summary
+from cnnlab.train.task import EvalContext, NotMeaningful, Task
 
-__all__ = ["LoadedRun", "RunFolderError", "evaluate_run", "find_runs", "load_run", "read_config", "runs_table"]
+__all__ = ["LoadedRun", "NotMeaningful", "RunFolderError", "evaluate_run", "find_runs", "load_run", "read_config",
+           "runs_table"]
 
 SPLITS = ("train", "val", "test")
 
@@ -28,25 +37,29 @@ def read_config(run_dir: Path) -> ExperimentConfig:
 
 
 class LoadedRun:
-    """A trained run, ready to use: ``run.model``, ``run.config``, ``run.classes``, ``run.normalizer``,
-    ``run.predict(images)``, ``run.evaluate(split)``; ``run.splits`` (train/val/test) for the data.
+    """A trained run, ready to use: ``run.model``, ``run.config``, ``run.task``, ``run.classes``,
+    ``run.normalizer``, ``run.predict(images)``, ``run.evaluate(split)``, ``run.split(name)``.
 
     Everything past config.yaml is loaded on first use: the model from the weights file, the
     normalizer from normalization.json, the class names from summary.json, and the dataset only
-    when ``splits`` or ``evaluate`` asks for it, so predicting needs neither the training data
-    nor the time to load it. Build it with ``load_run``.
+    when a split or ``evaluate`` asks for it, so predicting needs neither the training data nor
+    the time to load it. Build it with ``load_run``.
     """
 
     def __init__(self, run_dir: Path, config: ExperimentConfig, weights_path: Path,
-                 data_dir: Optional[str] = None, device: str = "cpu") -> None:
+                 data_dir: Optional[str] = None, device: str = "auto", splits=None) -> None:
+        from cnnlab.train.runtime import resolve_device
+
         self.run_dir = Path(run_dir)
         self.config = config
         self.weights_path = Path(weights_path)
         self.data_dir = data_dir
-        self.device = torch.device(device)
+        self.device = resolve_device(device)   # auto: the GPU when there is one
+        if splits is not None:   # the data the run trained on, when the caller has it (a callback's logs["data"])
+            self.__dict__["splits"] = splits
 
     def __repr__(self) -> str:
-        return f"LoadedRun({str(self.run_dir)!r}, model={self.config.model.name!r})"
+        return f"LoadedRun({str(self.run_dir)!r}, model={self.config.model.name!r}, task={self.task_name!r})"
 
     @property
     def input_size(self) -> int:
@@ -63,9 +76,23 @@ class LoadedRun:
         return CHANNELS
 
     @property
-    def task(self) -> str:
-        """The run's training task (classification unless its config names another)."""
-        return str((self.config.task or {}).get("name", "classification"))
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the model's input images."""
+        return self.in_chans, self.input_size, self.input_size
+
+    @property
+    def task_name(self) -> str:
+        """The name of the run's training task (cnnlab.tasks)."""
+        return task_name(self.config.task)
+
+    @cached_property
+    def task(self) -> Task:
+        """The run's task (cnnlab.tasks): how it scores, predicts, and which commands mean something."""
+        return create_task(self.config.task)
+
+    def require(self, command: str) -> None:
+        """Raise NotMeaningful (one line, the task's words) when `command` means nothing for this run."""
+        self.task.require(command)
 
     @cached_property
     def splits(self):
@@ -73,6 +100,21 @@ class LoadedRun:
         from cnnlab.data import load_splits
 
         return load_splits(self.config.data, seed=self.config.seed, data_dir=self.data_dir)
+
+    def split(self, name: str):
+        """The dataset of split `name` (images uint8 N x C x H x W, labels, indices); a ValueError
+        names the splits the run has when it has no such split."""
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; use one of {', '.join(SPLITS)}")
+        ds = getattr(self.splits, name, None)
+        if ds is None or len(ds) == 0:
+            have = ", ".join(self.available_splits()) or "none"
+            raise ValueError(f"this run has no {name} split; choose one of {have}")
+        return ds
+
+    def available_splits(self) -> list[str]:
+        """The splits the run has, in train/val/test order."""
+        return [s for s in SPLITS if getattr(self.splits, s, None) is not None and len(getattr(self.splits, s)) > 0]
 
     @cached_property
     def classes(self) -> list[str]:
@@ -87,7 +129,6 @@ class LoadedRun:
         """The input statistics the run trained with (normalization.json; older runs: the checkpoint,
         else refitted on the same train split)."""
         from cnnlab.data import Normalizer
-
         from cnnlab.train.rundir import saved_normalizer
 
         saved = saved_normalizer(self.run_dir)
@@ -95,22 +136,31 @@ class LoadedRun:
 
     @cached_property
     def model(self) -> torch.nn.Module:
-        """The network built from config.yaml with the run's weights, in eval mode, on ``device``."""
+        """The network built from config.yaml (through the run's task) with the run's weights, in eval
+        mode, on ``device``."""
         from cnnlab.train.checkpoint import load_weights
         from cnnlab.train.setup import build_model
-        from cnnlab.train.task import create_task
 
         model_cfg = copy.copy(self.config.model)
         model_cfg.pretrained = None  # the run's own weights replace any starting point
         n = len(self.classes)
         model = build_model(model_cfg, num_classes=n, in_chans=self.in_chans, input_size=self.input_size)
-        model = create_task(self.config.task).build_model(model, n, self.in_chans, self.input_size)
+        model = self.task.build_model(model, n, self.in_chans, self.input_size)
         try:
             model.load_state_dict(load_weights(self.weights_path))
         except RuntimeError as err:
             raise RunFolderError(f"{self.weights_path} does not fit the model that config.yaml of {self.run_dir} "
                                  f"builds ({str(err).splitlines()[0]}); was the config edited after training?") from None
         return model.to(self.device).eval()
+
+    def eval_context(self, batch_size: Optional[int] = None, with_train: bool = False) -> EvalContext:
+        """What the task scores or predicts with: the run's normalizer and batch sizes (and, for
+        tasks that score against the training images, the train split)."""
+        ctx = EvalContext(self.normalizer, eval_batch_size=batch_size or self.config.eval_batch_size,
+                          batch_size=self.config.batch_size)
+        if with_train:
+            ctx.train_x, ctx.train_y = self.splits.train.images, self.splits.train.labels
+        return ctx
 
     def predict(self, images: Any, batch_size: Optional[int] = None, tta: bool | str = False) -> np.ndarray:
         """Class probabilities, float32 N x K (K = len(classes), rows sum to 1; a one-logit sigmoid
@@ -120,35 +170,22 @@ class LoadedRun:
         the run's input size, as training saw them before normalization; or a list of PIL images
         and/or image paths (one of either alone works too), decoded and resized exactly as the run's
         image folders were. ``tta``: true or "flip" averages each image with its left-right mirror;
-        "flip+translate" adds both shifted 1 px up-left and down-right (6 views).
+        "flip+translate" adds both shifted 1 px up-left and down-right (6 views). A run whose task
+        has no class probabilities (siamese) raises NotMeaningful.
         """
-        from cnnlab.train.losses import probabilities
-        from cnnlab.train.predict import predict_logits, tta_name, tta_probabilities
+        from cnnlab.train.predict import tta_name
 
-        if self.task != "classification":
-            raise ValueError(f"{self.run_dir} was trained with task {self.task!r}; predict gives class "
-                             "probabilities of classification runs only")
+        self.require("predict")
         batch = _image_batch(images, self.in_chans, self.input_size)
-        size = batch_size or self.config.eval_batch_size
-        if tta_name(tta):
-            probs = torch.from_numpy(tta_probabilities(self.model, batch, self.normalizer, size, tta))
-        else:
-            probs = probabilities(predict_logits(self.model, batch, self.normalizer, size))
-        if probs.shape[1] == 1:  # sigmoid head: the probability of class 1
-            probs = torch.cat([1 - probs, probs], dim=1)
-        return probs.numpy().astype(np.float32)
+        return self.task.predict(self.model, batch, self.eval_context(batch_size), tta=tta_name(tta) or False)
 
     def evaluate(self, split: str = "test") -> dict:
-        """Loss (cross-entropy, nats) and accuracy of the run's weights on one of its data splits."""
-        from cnnlab.train.predict import evaluate
-
-        ds = getattr(self.splits, split, None) if split in SPLITS else None
-        if ds is None:
-            have = ", ".join(k for k in SPLITS if getattr(self.splits, k) is not None)
-            raise ValueError(f"split {split!r} does not exist in this run; choose one of {have}")
-        res = evaluate(self.model, ds.images, ds.labels, self.normalizer, self.config.eval_batch_size)
-        return {"run": str(self.run_dir), "split": split, "images": len(ds), "loss": res.loss,
-                "accuracy": res.accuracy}
+        """Loss (the task's, named in ``loss_name``) and accuracy of the run's weights on one split."""
+        self.require("eval")
+        ds = self.split(split)
+        loss, accuracy = self.task.score(self.model, ds, self.eval_context(with_train=True))
+        return {"run": str(self.run_dir), "split": split, "images": len(ds), "loss": loss, "accuracy": accuracy,
+                "loss_name": self.task.loss_name}
 
 
 def _image_batch(images: Any, channels: int, size: int) -> torch.Tensor:
@@ -191,26 +228,25 @@ def _image_batch(images: Any, channels: int, size: int) -> torch.Tensor:
     return batch.contiguous()
 
 
-def load_run(run_dir: str | Path, data_dir: Optional[str] = None, weights: str = "model.safetensors",
-             device: str = "cpu") -> LoadedRun:
+def load_run(run_dir: str | Path, data_dir: Optional[str] = None, weights: str = WEIGHTS,
+             device: str = "auto", splits=None) -> LoadedRun:
     """A handle on a finished run (``LoadedRun``): reads config.yaml now, the rest on first use.
 
     ``weights``: the file inside the run folder (model.safetensors = final weights;
     checkpoints/best.safetensors = best validation accuracy). ``data_dir`` overrides where the
-    dataset is looked up when the data is needed (evaluate, splits).
+    dataset is looked up when the data is needed (evaluate, splits); ``splits`` gives the data
+    itself (the splits the run trained on). ``device``: auto (the GPU when there is one), cpu, cuda.
     """
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
-    weights_path = run_dir / weights
-    if not weights_path.is_file():
-        raise RunFolderError(f"{weights_path} is missing: the run did not finish. "
-                             f"Continue it with: cnnlab train --resume {run_dir}")
-    return LoadedRun(run_dir, cfg, weights_path, data_dir=data_dir, device=device)
+    return LoadedRun(run_dir, cfg, run_weights_path(run_dir, weights), data_dir=data_dir, device=device,
+                     splits=splits)
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: Optional[str] = None) -> dict:
-    """Re-evaluate a run's saved weights on one split: {run, split, images, loss, accuracy}."""
-    return load_run(run_dir, data_dir=data_dir).evaluate(split)
+def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: Optional[str] = None,
+                 device: str = "auto") -> dict:
+    """Re-evaluate a run's saved weights on one split: {run, split, images, loss, accuracy, loss_name}."""
+    return load_run(run_dir, data_dir=data_dir, device=device).evaluate(split)
 
 
 def _pct(value) -> str:

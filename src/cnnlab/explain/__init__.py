@@ -14,10 +14,10 @@ from cnnlab.explain.cam import CamMaps, grad_cam
 from cnnlab.explain.capture import capture_outputs, class_scores
 from cnnlab.explain.layers import conv_layers, default_layers, resolve_layer
 from cnnlab.explain.page import ExplainOptions, explain_run, explain_sections, write_page
-from cnnlab.explain.report_section import gradcam_section, saved_normalizer
+from cnnlab.explain.report_section import gradcam_section
 from cnnlab.explain.source import ExplainInput, from_file, from_split
 
 __all__ = ["AscentSettings", "Attribution", "CamMaps", "ExplainInput", "ExplainOptions", "FilterImages",
            "capture_outputs", "class_scores", "conv_layers", "convolve", "default_layers", "explain_run",
            "explain_sections", "from_file", "from_split", "gradcam_section", "grad_cam", "integrated_gradients",
-           "max_pool", "resolve_layer", "saliency", "saved_normalizer", "visualize_filters", "write_page"]
+           "max_pool", "resolve_layer", "saliency", "visualize_filters", "write_page"]

@@ -178,11 +178,10 @@ def explain_run(run: Any, source: ExplainInput, options: ExplainOptions = Explai
                 out_dir: Optional[Path] = None) -> Path:
     """Explain ``source`` with a loaded run (``cnnlab.runs.load_run``): the page at
     <run>/explain/<source.slug>/explain.html unless ``out_dir`` says otherwise. Returns its path."""
-    from cnnlab.features.runhandle import run_classes, run_folder
 
-    run_dir = run_folder(run)
+    run_dir = Path(run.run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "explain" / source.slug
-    sections = explain_sections(run.model, run.normalizer, source, run_classes(run), options)
+    sections = explain_sections(run.model, run.normalizer, source, list(run.classes), options)
     return write_page(out_dir, f"cnnlab explain: {run_dir.name}, {source.slug}", sections)
 
 

@@ -6,7 +6,6 @@ Built by the pipeline (which has the trained model and the images) and handed to
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -23,13 +22,6 @@ from cnnlab.report.blocks import Figure, Paragraph, Section, Table
 
 TITLE = "Where the network looked: most confident mistakes"
 WRONG_SHOWN = 8  # images; Grad-CAM of 8 images costs two batched backward passes
-
-
-def saved_normalizer(run_dir: Path):
-    """The run's input statistics from normalization.json (written when training starts)."""
-    from cnnlab.data import Normalizer
-
-    return Normalizer.from_state_dict(json.loads((Path(run_dir) / "normalization.json").read_text(encoding="utf-8")))
 
 
 def gradcam_section(model: nn.Module, normalize: Callable[[torch.Tensor], torch.Tensor], images: Any,
@@ -67,4 +59,4 @@ def gradcam_section(model: nn.Module, normalize: Callable[[torch.Tensor], torch.
               rows=[[str(r["idx"]), r["y_cat"], r["pred_cat"], f"{r['pred_prob']:.4f}"] for r in wrong])])
 
 
-__all__ = ["TITLE", "WRONG_SHOWN", "gradcam_section", "saved_normalizer"]
+__all__ = ["TITLE", "WRONG_SHOWN", "gradcam_section"]

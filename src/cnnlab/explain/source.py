@@ -1,7 +1,6 @@
 """The image to explain: one image of a run's split (by the "idx" the reports show) or an image file.
 
-A run handle is read through ``cnnlab.features.runhandle`` (``split_dataset``, ``run_classes``),
-which accepts the eager ``load_run`` result and a lazy handle alike.
+A run handle (cnnlab.runs.load_run) gives the split (``run.split(name)``) and the class names.
 """
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from typing import Any, Optional
 
 import numpy as np
 
-from cnnlab.features.runhandle import split_dataset
 
 CIFAR_SIZE = 32  # CIFAR images are 32 x 32 whatever data.image_size says
 
@@ -33,7 +31,7 @@ def image_size_of(config: Any) -> int:
 
 def from_split(run: Any, split: str, index: int) -> ExplainInput:
     """The image of ``split`` whose source index (the reports' "idx" column) is ``index``."""
-    dataset = split_dataset(run, split)
+    dataset = run.split(split)
     positions = (dataset.indices == int(index)).nonzero().flatten().tolist()
     if not positions:
         known = dataset.indices

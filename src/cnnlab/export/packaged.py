@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-import cnnlab
+from cnnlab.version import __version__
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
@@ -67,7 +67,7 @@ def input_contract(run: Any) -> dict[str, str]:
     norm = run.normalizer
     size = run.input_size
     return {
-        "cnnlab.version": cnnlab.__version__,
+        "cnnlab.version": __version__,
         "cnnlab.run": run.run_dir.name,
         "cnnlab.model": run.config.model.name,
         "class_names": json.dumps(list(run.classes)),

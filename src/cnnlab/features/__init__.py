@@ -9,10 +9,9 @@ from cnnlab.features.knn import KnnSweep, knn_sweep, parse_ks
 from cnnlab.features.layers import LayerInfo, UnknownLayerError, find_layer, format_layers, model_layers
 from cnnlab.features.linear import fit_linear, linear_classifier
 from cnnlab.features.probe import PRESETS, ProbeResult, ProbeSpec, run_probe, with_preset
-from cnnlab.features.runhandle import split_dataset
 from cnnlab.features.tsne import tsne_map
 
 __all__ = ["FeatureSet", "KnnSweep", "LayerInfo", "PRESETS", "ProbeResult", "ProbeSpec", "UnknownLayerError",
            "cached_features", "extract_features", "features_path", "find_layer", "fit_linear", "format_layers",
-           "knn_sweep", "linear_classifier", "model_layers", "parse_ks", "run_probe", "split_dataset", "tsne_map",
+           "knn_sweep", "linear_classifier", "model_layers", "parse_ks", "run_probe", "tsne_map",
            "with_preset"]

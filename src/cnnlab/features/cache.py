@@ -21,7 +21,6 @@ import numpy as np
 
 from cnnlab.atomic import write_atomically
 from cnnlab.features.extract import extract_features
-from cnnlab.features.runhandle import eval_batch_size, run_folder, split_dataset, weights_file
 
 FOLDER = "features"
 FORMAT = 1  # bump when the file layout changes: old files are then recomputed
@@ -99,17 +98,17 @@ def cached_features(run: Any, layer: str, split: str, recompute: bool = False,
     The model and the data are touched only on a cache miss (a lazy handle loads nothing else).
     ``batch_size`` defaults to the run's eval_batch_size; ``device`` moves the model there first.
     """
-    run_dir = run_folder(run)
+    run_dir = Path(run.run_dir)
     path = features_path(run_dir, layer, split)
-    key = json.loads(json.dumps(cache_key(run_dir, weights_file(run), layer, split), sort_keys=True))
+    key = json.loads(json.dumps(cache_key(run_dir, Path(run.weights_path), layer, split), sort_keys=True))
     if not recompute:
         found = _read(path, key)
         if found is not None:
             return found
-    dataset = split_dataset(run, split)
+    dataset = run.split(split)
     model = run.model if device is None else run.model.to(device)
     features = extract_features(model, dataset.images, run.normalizer, layer,
-                                batch_size or eval_batch_size(run))
+                                batch_size or run.config.eval_batch_size)
     labels = dataset.labels.numpy().astype(np.int64)
     indices = dataset.indices.numpy().astype(np.int64)
     _write(path, key, features, labels, indices)

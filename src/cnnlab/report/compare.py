@@ -15,10 +15,9 @@ from cnnlab.report import _format as show
 from cnnlab.report._figures import new_figure, save_figure
 from cnnlab.report.blocks import Paragraph, Section, Table, markdown_table, md_text, render_html
 from cnnlab.report.curves import epoch_axis
-from cnnlab.runfolder import RunData, load_run_data
+from cnnlab.runfolder import FINISHED, RunData, load_run_data
 from cnnlab.train.experiment import ExperimentConfig
 
-FINISHED = ("completed", "early_stopped")
 # Config keys that do not change what an experiment measures: runs differing only in these are
 # repeats of one experiment (the seed is what the mean ± std is taken over).
 NOT_PART_OF_EXPERIMENT = ("seed", "description", "threads", "logging")

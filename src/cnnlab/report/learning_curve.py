@@ -23,7 +23,7 @@ from cnnlab.features.linear import LABELS as METHOD_LABELS
 from cnnlab.report import _format as show
 from cnnlab.report._figures import save_figure
 from cnnlab.report.blocks import markdown_table
-from cnnlab.report.compare import FINISHED
+from cnnlab.runfolder import FINISHED
 from cnnlab.report.probe_page import learning_curve_figure
 from cnnlab.runfolder import load_run_data
 

@@ -19,7 +19,9 @@ from cnnlab.report import _format as fmt
 from cnnlab.report._figures import figure_to_png_bytes, new_figure
 from cnnlab.report.blocks import Figure, Paragraph, Section, Table, figures_of, render_html, render_markdown
 from cnnlab.siamese.assess import Assessment, assess_run, report_result
-from cnnlab.siamese.run import SiameseRun, load_siamese_run
+from cnnlab.runs import LoadedRun, load_run, read_config
+from cnnlab.siamese.task import SiameseTask
+from cnnlab.tasks import create_task, task_name
 
 PAGE = "siamese"
 FIGURES = "siamese_figures"
@@ -32,7 +34,7 @@ LOSS_FORMULAS = {
 }
 
 
-def _setup(run: SiameseRun, a: Assessment) -> Section:
+def _setup(run: LoadedRun, a: Assessment) -> Section:
     t = run.task
     sampler = ("anchor: one x1 image per group of rows against same- and different-class x2 "
                f"({t.anchors_per_batch} group(s) per batch; the report's default batches)" if t.sampler == "anchor"
@@ -40,7 +42,7 @@ def _setup(run: SiameseRun, a: Assessment) -> Section:
     embedding = (f"{a.embedding_dim} values from {t.embed_from}"
                  + (" through a Linear projection" if t.embedding_dim else " (no projection)")
                  + (", L2-normalized" if t.normalize else ", not normalized"))
-    rows = [["run", run.run_dir.name], ["model", run.cfg.model.name], ["loss", LOSS_FORMULAS[t.loss]],
+    rows = [["run", run.run_dir.name], ["model", run.config.model.name], ["loss", LOSS_FORMULAS[t.loss]],
             ["margin", f"{t.margin:g}"], ["pairs", sampler], ["same-class fraction", f"{t.same_fraction:g}"],
             ["embedding", embedding],
             ["fit set", f"{a.fit_images:,} training images (a fixed subset)"],
@@ -49,7 +51,7 @@ def _setup(run: SiameseRun, a: Assessment) -> Section:
     return Section("Setup", [Table(headers=["", "value"], rows=rows)])
 
 
-def _accuracy(run: SiameseRun, a: Assessment) -> Section:
+def _accuracy(run: LoadedRun, a: Assessment) -> Section:
     acc = a.accuracies
     cut = int(a.scored_images * 0.8)
     rows = [["one-vs-rest linear SVM", f"fit on {a.fit_images:,} training embeddings, scored on the {a.scored_split} "
@@ -133,7 +135,7 @@ def _tsne(a: Assessment, classes: list[str]) -> Section:
                                                       "The embeddings in 2-D (t-SNE), one colour per class")])
 
 
-def build_sections(run: SiameseRun, a: Assessment) -> list[Section]:
+def build_sections(run: LoadedRun, a: Assessment) -> list[Section]:
     classes = list(run.splits.classes)
     sections = [_setup(run, a), _accuracy(run, a), _verification(a), _per_class(a, classes)]
     if a.tsne is not None:
@@ -141,10 +143,10 @@ def build_sections(run: SiameseRun, a: Assessment) -> list[Section]:
     return sections
 
 
-def write_siamese_report(run_dir: str | Path, data_dir: Optional[str] = None, *, splits=None,
+def write_siamese_report(run: "str | Path | LoadedRun", data_dir: Optional[str] = None, *, splits=None,
                          fit_images: Optional[int] = None, knn_k: int = 10, tsne_points: int = 2000,
                          device: str = "auto", log: Optional[Callable[[str], None]] = None) -> Path:
-    """Evaluate a finished siamese run's embeddings and write ``<run>/siamese.html`` (returned),
+    """Evaluate a finished siamese run's embeddings (``run``: its folder or its handle) and write ``<run>/siamese.html`` (returned),
     ``siamese.md``, ``siamese.json`` and ``siamese_figures/``.
 
     ``fit_images``: how many training images the classifiers are fitted on (default: the run's
@@ -152,7 +154,11 @@ def write_siamese_report(run_dir: str | Path, data_dir: Optional[str] = None, *,
     callback's logs["data"]), else they are loaded (``data_dir``). ``tsne_points`` 0 leaves the
     map out. ``device`` auto: the GPU when there is one.
     """
-    run = load_siamese_run(run_dir, data_dir=data_dir, splits=splits, device=device)
+    if not isinstance(run, LoadedRun):
+        cfg = read_config(Path(run))
+        if not isinstance(create_task(cfg.task), SiameseTask):
+            raise ValueError(f"{run} is not a siamese run (its task is {task_name(cfg.task)!r})")
+        run = load_run(run, data_dir=data_dir, splits=splits, device=device)
     assessment = assess_run(run, fit_images=fit_images, knn_k=knn_k, tsne_points=tsne_points)
     sections = build_sections(run, assessment)
     title = f"Siamese evaluation: {run.run_dir.name}"

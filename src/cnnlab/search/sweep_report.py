@@ -14,11 +14,10 @@ from cnnlab.atomic import write_text_atomically
 from cnnlab.report._figures import new_figure, save_figure
 from cnnlab.report.blocks import markdown_table
 from cnnlab.report.compare import compare_runs
-from cnnlab.runfolder import load_run_data
+from cnnlab.runfolder import FINISHED, load_run_data
 from cnnlab.search.grid import format_value
 from cnnlab.search.sweep_folder import Sweep
 
-FINISHED = ("completed", "early_stopped")
 METRICS = ("val_acc", "test_acc", "train_acc", "val_loss", "test_loss", "train_loss")
 
 

@@ -18,7 +18,6 @@ import torch
 
 from cnnlab.siamese import evaluate as ev
 from cnnlab.siamese.embed import class_centroids, embed, nearest_centroid
-from cnnlab.siamese.run import SiameseRun
 
 # Report 002-c's one-vs-rest accuracies by (loss, sampler): its experiments 1-3.
 REPORT_RESULTS = {("contrastive_half", "anchor"): ("experiment 1", 0.476),
@@ -60,9 +59,10 @@ class Assessment:
                 "seconds": round(self.seconds, 2), "notes": list(self.notes)}
 
 
-def assess_run(run: SiameseRun, fit_images: Optional[int] = None, knn_k: int = 10, tsne_points: int = 2000,
+def assess_run(run, fit_images: Optional[int] = None, knn_k: int = 10, tsne_points: int = 2000,
                seed: int = 0) -> Assessment:
-    """Embeddings of the fit and scored images, then every classifier and map of the page."""
+    """Embeddings of the fit and scored images, then every classifier and map of the page. `run` is
+    a finished siamese run's handle (cnnlab.runs.load_run: model, task, normalizer, splits, device)."""
     t0 = time.perf_counter()
     scored_name = "test" if run.splits.test is not None and len(run.splits.test) else "val"
     scored = getattr(run.splits, scored_name)
@@ -75,7 +75,7 @@ def assess_run(run: SiameseRun, fit_images: Optional[int] = None, knn_k: int = 1
     elif 0 < fit_images < len(train):
         perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(FIT_SEED))
         fit_rows = perm[:fit_images].sort().values
-    batch = run.cfg.eval_batch_size
+    batch = run.config.eval_batch_size
 
     def embed_of(images: torch.Tensor) -> np.ndarray:
         return embed(run.model, images.to(run.device), run.normalizer, batch).numpy()

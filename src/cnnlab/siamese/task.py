@@ -46,6 +46,7 @@ def _check_int(name: str, value, minimum: int, allow_none: bool = False) -> None
 
 class SiameseTask(Task):
     name = "siamese"
+    loss_name = "pair loss on fixed pairs"
 
     def __init__(self, loss: str = "contrastive_half", margin: float = 1.0, same_fraction: float = 0.5,
                  sampler: str = "random", anchors_per_batch: int = 1, embedding_dim: Optional[int] = 64,
@@ -108,18 +109,31 @@ class SiameseTask(Task):
             correct = (pair_decisions(d2.detach(), self.loss, self.margin) == pairs.same).sum()
         return StepOutput(loss, n, correct)
 
-    def score(self, model: nn.Module, ds, engine) -> tuple[float, float]:
-        """(mean loss on the split's fixed pairs, nearest-class-centroid accuracy) in eval mode."""
-        cfg = engine.cfg
-        emb = embed(model, ds.images, engine.normalizer, cfg.eval_batch_size, engine.amp_dtype, engine.channels_last)
+    def score(self, model: nn.Module, ds, ctx) -> tuple[float, float]:
+        """(mean loss on the split's fixed pairs, nearest-class-centroid accuracy) in eval mode.
+        `ctx` (the loop's Engine, or a run handle's EvalContext) brings the training images."""
+        emb = embed(model, ds.images, ctx.normalizer, ctx.eval_batch_size, ctx.amp_dtype, ctx.channels_last)
         labels = ds.labels.cpu().long()
-        num_classes = max(len(ds.classes), int(engine.train_y.max()) + 1, int(labels.max()) + 1)
-        ref = self.centroid_positions(engine.train_x.shape[0]).to(engine.train_x.device)
-        ref_emb = embed(model, engine.train_x[ref], engine.normalizer, cfg.eval_batch_size, engine.amp_dtype,
-                        engine.channels_last)
-        centroids = class_centroids(ref_emb, engine.train_y[ref].cpu(), num_classes)
+        num_classes = max(len(ds.classes), int(ctx.train_y.max()) + 1, int(labels.max()) + 1)
+        ref = self.centroid_positions(ctx.train_x.shape[0]).to(ctx.train_x.device)
+        ref_emb = embed(model, ctx.train_x[ref], ctx.normalizer, ctx.eval_batch_size, ctx.amp_dtype,
+                        ctx.channels_last)
+        centroids = class_centroids(ref_emb, ctx.train_y[ref].cpu(), num_classes)
         accuracy = (nearest_centroid(emb, centroids) == labels).double().mean().item()
-        return self.pairs_loss(emb, labels, cfg.batch_size), accuracy
+        return self.pairs_loss(emb, labels, ctx.batch_size), accuracy
+
+    def unsupported(self, command: str) -> Optional[str]:
+        """A twin embeds images: it has no class scores to predict, export as a classifier, explain
+        with Grad-CAM, or teach; its own page (siamese.html) scores the embeddings."""
+        reasons = {
+            "predict": "a siamese run embeds images and has no class probabilities to predict; its siamese.html "
+                       "scores the embeddings (one-vs-rest, kNN, verification)",
+            "export": "a siamese run's network outputs embeddings, not class scores; export a classification run",
+            "explain": "Grad-CAM and class activations need class scores, which a siamese twin does not have; "
+                       "use cnnlab probe on its embeddings instead",
+            "teacher": "a siamese run has no class predictions to teach a student with; use a classification run",
+        }
+        return reasons.get(command)
 
     # --- pieces, public for the report page and the tests -------------------------------------
 

@@ -22,6 +22,10 @@ class ModelEMA:
         for ema_b, b in zip(self.module.buffers(), model.buffers()):
             ema_b.copy_(b)
 
+    def after_step(self, model: nn.Module, global_step: int) -> None:
+        """The loop's hook after each optimizer step (global_step: steps taken so far)."""
+        self.update(model)
+
     def state_dict(self) -> dict:
         return self.module.state_dict()
 

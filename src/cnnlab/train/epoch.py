@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
 
 from cnnlab.train import runtime
 from cnnlab.train.distributed import SINGLE, World
-from cnnlab.train.lookahead import lookahead_share
 from cnnlab.train.optim import set_lr
 from cnnlab.train.regularization import l2_penalty
 from cnnlab.train.schedules import lr_at
@@ -26,13 +25,12 @@ from cnnlab.train.state import TrainState
 
 @dataclass
 class Engine:
-    """What one run trains with: built once by the loop, read by the epoch function."""
+    """What one run trains with: built once by the loop (build.py), read by the epoch function and
+    the task. It is also the task's EvalContext (normalizer, batch sizes, precision, world, data)."""
 
     cfg: object                      # ExperimentConfig
     model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    ema: object                      # ModelEMA or None
-    l2_kernels: list
+    task: object                     # train/task.py: what a step computes and how a split is scored
     normalizer: Callable
     augmenter: object
     train_x: torch.Tensor            # uint8 N x C x H x W on the device
@@ -44,15 +42,31 @@ class Engine:
     channels_last: bool
     steps_per_epoch: int
     plan: list                       # the stages (train/stages.py); one stage without `stages`
-    task: object = None              # train/task.py: what a step computes (classification by default)
+    l2_kernels: list = field(default_factory=list)
+    # After every optimizer step, in order: Lookahead's pull, then the EMA's update (each has
+    # after_step(model, global_step) and its own state_dict for the checkpoint).
+    step_hooks: list = field(default_factory=list)
+    ema: object = None               # train/ema.py: ModelEMA; its weights are the evaluated ones
+    optimizer: Optional[torch.optim.Optimizer] = None
     stage_index: int = -1            # the stage the optimizer belongs to
     world: World = SINGLE            # train/distributed.py: this rank's share, who writes, cross-rank sums
     ddp_model: Optional[torch.nn.Module] = None   # `model` in DistributedDataParallel when world.size > 1
     batch_part: tuple = (0, 0)       # this rank's rows of the current global batch: (start, global size)
-    lookahead: object = None         # train/lookahead.py: Lookahead, with optimizer.lookahead
     compile: bool = False            # torch.compile the training forward (config `compile`)
-    teacher: object = None           # train/teacher.py: Teacher, with config `distill` (classification)
     _compiled: tuple = (None, None)  # (module, its compiled form): rebuilt when DDP re-wraps the model
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights that are validated, saved and reported: the EMA's when it is on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.cfg.eval_batch_size
+
+    @property
+    def batch_size(self) -> int:
+        return self.cfg.batch_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The training forward: through DDP when several ranks train (it then averages the
@@ -187,12 +201,8 @@ def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop:
             outcome = "diverged"
             break
         optimizer.step()
-        if engine.lookahead is not None:
-            share = lookahead_share(state.global_step + 1, engine.plan[-1].end_step, cfg.optimizer.lookahead)
-            if share is not None:
-                engine.lookahead.pull(model, share)
-        if engine.ema:
-            engine.ema.update(model)
+        for hook in engine.step_hooks:   # Lookahead, EMA
+            hook.after_step(model, state.global_step + 1)
         state.global_step += 1
         state.step_in_epoch = step + 1
         n = out.count

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from cnnlab.runfolder import CONFIG, read_config_dict
 from cnnlab.train.callbacks import Callback
 
 # metrics.jsonl key -> logged name (TensorBoard groups charts by the part before "/")
@@ -54,11 +55,10 @@ def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "config.yaml"
-    if not path.is_file():
+    """The run's config.yaml ({} before the trainer wrote it), read by the one run-folder reader."""
+    if not (Path(run_dir) / CONFIG).is_file():
         return {}
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return loaded if isinstance(loaded, dict) else {}
+    return read_config_dict(run_dir)
 
 
 class TensorBoardLogger(Callback):

@@ -38,8 +38,15 @@ def frozen_keys(model: nn.Module) -> set[str]:
 class Lookahead:
     """The slow copy of a model's floating-point state (parameters and batch-norm statistics)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, settings: Optional[LookaheadConfig] = None, total_steps: int = 0):
         self.slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+        self.settings, self.total_steps = settings, total_steps   # for after_step: when to pull, how much
+
+    def after_step(self, model: nn.Module, global_step: int) -> None:
+        """The loop's hook after each optimizer step (global_step: steps taken so far, 1-based)."""
+        share = lookahead_share(global_step, self.total_steps, self.settings)
+        if share is not None:
+            self.pull(model, share)
 
     @torch.no_grad()
     def pull(self, model: nn.Module, share: float) -> None:

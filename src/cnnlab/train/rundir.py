@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+import torch
+
 from cnnlab.atomic import write_text_atomically
 
 
@@ -99,15 +101,38 @@ def saved_normalizer(run_dir: Path):
     else the checkpoint of an older run; None when neither is there (the caller decides: refit on the same
     train split, or refuse). The one reader of what the loop writes there."""
     from cnnlab.data import DataError, Normalizer
-    from cnnlab.runfolder import RunFolderError
+    from cnnlab.runfolder import LAST_CHECKPOINT, NORMALIZATION, RunFolderError, read_normalization
     from cnnlab.train.checkpoint import load_checkpoint
 
-    path = run_dir / "normalization.json"
-    if path.is_file():
+    saved = read_normalization(run_dir)
+    if saved is not None:
         try:
-            return Normalizer.from_state_dict(json.loads(path.read_text(encoding="utf-8")))
+            return Normalizer.from_state_dict(saved)
         except (ValueError, TypeError, DataError) as err:
-            raise RunFolderError(f"{path} is not valid ({err}); delete it to refit the statistics on the "
-                                 f"run's train split") from None
-    ckpt_path = run_dir / "checkpoints" / "last.pt"
+            raise RunFolderError(f"{Path(run_dir) / NORMALIZATION} is not valid ({err}); delete it to refit the "
+                                 f"statistics on the run's train split") from None
+    ckpt_path = Path(run_dir) / LAST_CHECKPOINT
     return Normalizer.from_state_dict(load_checkpoint(ckpt_path)["normalizer"]) if ckpt_path.is_file() else None
+
+
+def normalization_record(normalizer, n_train: int, source=None) -> dict:
+    """normalization.json; `source` (model.pretrained) when data.normalize is "source"."""
+    state = normalizer.state_dict()
+    fitted_on = (f"the source network's inputs (data.normalize: source, model.pretrained: {source})" if source
+                 else "published ImageNet statistics" if state["kind"] == "imagenet"
+                 else f"the train split only ({n_train} images)")
+    return {"kind": state["kind"], "mean": state["mean"].tolist(), "std": state["std"].tolist(),
+            "units": "pixel values 0..255; model input = (x - mean) / std per channel", "fitted_on": fitted_on}
+
+
+def write_model_summary(model, run_dir: Path, input_size: int, in_chans: int, log) -> None:
+    """Keras-style summary beside the config; the summary's dry forward must not touch the RNG."""
+    from cnnlab.models import summary
+
+    rng = torch.get_rng_state()
+    try:
+        write_text_atomically(run_dir / "model_summary.txt", summary(model, input_size=input_size, in_chans=in_chans) + "\n")
+    except Exception as err:  # a model the summary cannot trace still trains
+        log(f"warning: no model_summary.txt: {err}")
+    finally:
+        torch.set_rng_state(rng)

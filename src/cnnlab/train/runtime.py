@@ -127,10 +127,10 @@ def run_settings(threads: int | None, deterministic: bool):
 def versions() -> dict:
     import numpy
 
-    import cnnlab
+    from cnnlab.version import __version__
 
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "cnnlab": cnnlab.__version__}
+            "cnnlab": __version__}
 
 
 def hardware(device: torch.device) -> dict:

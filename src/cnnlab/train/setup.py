@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
+from cnnlab.data import DataError, Normalizer
+from cnnlab.runfolder import BEST_WEIGHTS, CONFIG, WEIGHTS, RunFolderError, read_config_dict
 from cnnlab.train.experiment import ModelConfig
 from cnnlab.models import LoadReport, create_model, init_weights, load_imagenet, load_pretrained
 from cnnlab.models.head import resize_inputs, with_new_head
@@ -31,7 +34,7 @@ def build_model(cfg: ModelConfig, num_classes: int, in_chans: int = 3, log=None,
     if cfg.pretrained:
         if not isinstance(cfg.pretrained, str):
             raise ValueError("model.pretrained {recipe: ...} must be resolved to a run folder before the model "
-                             "is built (cnnlab.train.sources.resolve_pretrained)")
+                             "is built (cnnlab.transfer.resolve_sources; cnnlab.run_experiment does it)")
         report = load_pretrained_weights(model, cfg.pretrained, cfg.name)
         if log is not None:
             log(report.summary())
@@ -47,7 +50,7 @@ def build_model(cfg: ModelConfig, num_classes: int, in_chans: int = 3, log=None,
 def _weights_file(source: str) -> Path:
     path = Path(source)
     if path.is_dir():
-        for candidate in (path / "model.safetensors", path / "checkpoints" / "best.safetensors"):
+        for candidate in (path / WEIGHTS, path / BEST_WEIGHTS):
             if candidate.is_file():
                 return candidate
         raise CheckpointError(f"model.pretrained={source!r}: the folder has no model.safetensors; "
@@ -60,13 +63,10 @@ def _weights_file(source: str) -> Path:
 def _source_model(weights: Path) -> str | None:
     """The model name in the config.yaml of the run folder holding ``weights``, if any."""
     for folder in (weights.parent, weights.parent.parent):
-        config = folder / "config.yaml"
-        if config.is_file():
+        if (folder / CONFIG).is_file():
             try:
-                import yaml
-
-                name = (yaml.safe_load(config.read_text()) or {}).get("model", {}).get("name")
-            except Exception:  # an unreadable config only costs the hint
+                name = (read_config_dict(folder).get("model") or {}).get("name")
+            except (RunFolderError, AttributeError):  # an unreadable config only costs the hint
                 return None
             return f"a {name} run" if isinstance(name, str) else None
     return None
@@ -102,3 +102,38 @@ def init_from_data(model: nn.Module, train_images, normalizer, n: int = DATA_INI
     images = normalizer(train_images[:n])
     for module in fitters:
         module.init_from_data(images)
+
+
+def source_normalizer(pretrained, train_images: torch.Tensor) -> Normalizer:
+    """`data.normalize: source`: the input statistics the source network trained with.
+
+    `pretrained` is model.pretrained after resolve_pretrained: "imagenet" gives ImageNet's published
+    mean/std; a run folder gives the statistics saved in it (normalization.json). A weights file or
+    URL carries no statistics, so it is an error that names the choices. `train_images` (uint8
+    N x C x H x W) only checks that the channel counts agree.
+    """
+    if pretrained is None:
+        raise DataError("data.normalize: source uses the source network's statistics, and model.pretrained is not "
+                        "set; set model.pretrained or choose data.normalize: per_channel")
+    if pretrained == "imagenet":
+        return Normalizer.fit("imagenet", train_images)
+    run = Path(str(pretrained))
+    if not run.is_dir():
+        raise DataError(f"data.normalize: source needs a source run, and model.pretrained={str(pretrained)!r} is a "
+                        f"weights file or URL, which carries no input statistics; use data.normalize: imagenet for "
+                        f"ImageNet weights, else per_channel")
+    try:
+        from cnnlab.train.rundir import saved_normalizer
+
+        saved = saved_normalizer(run)
+    except (RunFolderError, CheckpointError) as err:
+        raise DataError(f"data.normalize: source: {err}") from None
+    if saved is None:
+        raise DataError(f"data.normalize: source: the source run {run} saved no normalization.json nor checkpoint, "
+                        f"so the statistics it trained with are unknown; retrain it, or choose data.normalize: "
+                        f"per_channel")
+    channels = train_images.shape[1]
+    if saved.mean.numel() not in (1, channels):
+        raise DataError(f"data.normalize: source: the source run {run} normalized {saved.mean.numel()} channels and "
+                        f"these images have {channels}; choose data.normalize: per_channel")
+    return saved

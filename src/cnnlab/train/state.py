@@ -12,8 +12,6 @@ from typing import Optional
 
 import torch
 
-# completed and early_stopped are finished; interrupted and diverged can be resumed.
-FINISHED = ("completed", "early_stopped")
 
 
 def empty_sums() -> dict:
@@ -43,6 +41,16 @@ class TrainState:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def state_dict(self) -> dict:
+        return self.to_dict()
+
+    def load_state_dict(self, d: dict) -> None:
+        """Continue from a checkpoint's state; a stopped run (interrupted, diverged) runs again."""
+        for key, value in d.items():
+            setattr(self, key, value)
+        if self.status in ("interrupted", "diverged"):
+            self.status = "running"
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainState":
