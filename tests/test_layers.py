@@ -21,7 +21,7 @@ LAYERS = {
     "cnnlab.explain": 7, "cnnlab.runs": 7, "cnnlab.export": 7,
     "cnnlab.pipeline": 8,
     "cnnlab.search": 9,                               # sweeps and searches run whole experiments
-    "cnnlab.cli": 10, "cnnlab.probe_cli": 10, "cnnlab.predict_cli": 10,
+    "cnnlab.cli": 10,                                 # the command line: one module per command group
     "cnnlab": 11,
 }
 
