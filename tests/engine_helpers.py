@@ -55,7 +55,7 @@ def tiny_overrides(**extra) -> list[str]:
 
 
 def cnnlab_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cnnlab.cli", *args]
+    return [sys.executable, "-m", "cnnlab", *args]
 
 
 def run_cli(*args: str, env=None, timeout: float = 120, cwd=REPO) -> subprocess.CompletedProcess:

@@ -121,18 +121,15 @@ def one_process(experiment, tiny_cifar, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def two_ranks(experiment, tiny_cifar, tmp_path_factory):
-    """Two 2-rank runs (seeds 0 and 1) through `cnnlab train --nproc 2 --seeds 2` (torchrun),
-    started in an empty folder: the ranks train two runs one after the other in one process group."""
+    """A 2-rank run through `cnnlab train --nproc 2` (torchrun), started in an empty folder."""
     cwd = tmp_path_factory.mktemp("ddp_two")
-    proc = run_cli(*train_args(experiment, cwd / "runs", tiny_cifar, "--nproc", "2", "--seeds", "2"),
-                   timeout=TIMEOUT, cwd=cwd)
+    proc = run_cli(*train_args(experiment, cwd / "runs", tiny_cifar, "--nproc", "2"), timeout=TIMEOUT, cwd=cwd)
     assert proc.returncode == 0, failure(proc)
     return cwd, proc
 
 
 def seed0_run(two_ranks) -> Path:
-    (run,) = (two_ranks[0] / "runs").glob("*-s0")
-    return run
+    return only_run(two_ranks[0] / "runs")
 
 
 def test_two_ranks_train_as_one_process_with_the_same_global_batch(one_process, two_ranks):
@@ -156,17 +153,21 @@ def test_two_ranks_train_as_one_process_with_the_same_global_batch(one_process, 
 
 def test_rank_0_alone_writes(one_process, two_ranks):
     cwd, proc = two_ranks
-    runs = sorted(p for p in (cwd / "runs").iterdir())
-    assert [p.name[-3:] for p in runs] == ["-s0", "-s1"]   # a run folder per seed, not per rank
+    run = only_run(cwd / "runs")   # one run folder, not one per rank
     assert sorted(p.name for p in cwd.iterdir()) == ["runs"]
-    for run in runs:
-        assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == \
-            sorted(str(p.relative_to(one_process)) for p in one_process.rglob("*"))
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == \
+        sorted(str(p.relative_to(one_process)) for p in one_process.rglob("*"))
     lines = proc.stdout.strip().splitlines()
-    assert lines[-2:] == [str(r) for r in runs], "the last lines name the run folders, once: rank 1 prints nothing"
-    for run in runs:
-        assert lines.count(str(run)) == 1 and lines.count(f"run folder: {run}") == 1
-    assert sum(line.startswith("| ddp-tiny | 2 |") for line in lines) == 1   # the seeds' table, once
+    assert lines[-1] == str(run), "the last line names the run folder"
+    assert lines.count(str(run)) == 1 and lines.count(f"run folder: {run}") == 1, "rank 1 prints nothing"
+
+
+def test_seeds_under_ddp_are_refused_before_starting(experiment, tiny_cifar, tmp_path):
+    # --seeds N is a resumable one-point sweep planned by one process; under DDP, train one seed at a time.
+    proc = run_cli(*train_args(experiment, tmp_path / "runs", tiny_cifar, "--nproc", "2", "--seeds", "2"), timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "--seeds 2 cannot run under DDP" in proc.stderr and "-o seed=S --nproc N" in proc.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def free_port() -> int:

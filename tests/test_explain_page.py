@@ -17,7 +17,7 @@ def real(tmp_path_factory):
 
 
 def _cli(argv: list[str]) -> int:
-    from cnnlab.explain.cli import register
+    from cnnlab.cli.explain import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

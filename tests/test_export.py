@@ -17,7 +17,7 @@ from cnnlab.export.check import TOLERANCE, compare
 from cnnlab.export.formats import runner, to_bytes
 from cnnlab.export.packaged import PackagedModel
 from cnnlab.models import create_model, list_models, model_info
-from cnnlab.predict_cli import register
+from cnnlab.cli.predict import register
 from cnnlab.runfolder import read_predictions
 from cnnlab.runs import load_run
 from report_fixtures import CLASS_NAMES, IMAGE_SIZE, RealRuns, copy_run, real_runs

@@ -25,7 +25,7 @@ LAYERS = {
     "cnnlab.explain": 10, "cnnlab.export": 10,
     "cnnlab.pipeline": 11,
     "cnnlab.search": 12,                              # sweeps and searches run whole experiments
-    "cnnlab.cli": 13, "cnnlab.probe_cli": 13, "cnnlab.predict_cli": 13,
+    "cnnlab.cli": 13,                                 # the command line: one module per command group
     "cnnlab": 14,
 }
 

@@ -25,7 +25,7 @@ from cnnlab.data.files import UnreadableImageError, decode_files, find_image_fil
 from cnnlab.data.folder import load_image_folder
 from cnnlab.evaluate.metrics import classification_metrics
 from cnnlab.export import predict_files
-from cnnlab.predict_cli import register
+from cnnlab.cli.predict import register
 from cnnlab.runfolder import read_predictions
 from cnnlab.runs import LoadedRun, evaluate_run, load_run, runs_table
 from engine_helpers import REPO, tiny_overrides

@@ -5,7 +5,7 @@ import argparse
 
 import pytest
 
-from cnnlab.probe_cli import register
+from cnnlab.cli.probe import register
 from report_fixtures import copy_run, real_runs
 
 
@@ -75,7 +75,7 @@ def test_a_bad_train_subset_is_refused_by_the_parser(capsys):
 
 
 def test_presets_fill_what_was_not_given():
-    from cnnlab.probe_cli import probe_spec
+    from cnnlab.cli.probe import probe_spec
 
     spec = probe_spec(parse("probe", "run", "--preset", "002-b", "--layer", "fc1", "--logreg"))
     assert (spec.layers, spec.svm, spec.tsne, spec.logreg, spec.ks) == (["fc1"], True, True, True, [])

@@ -9,7 +9,7 @@ import pytest
 
 from cnnlab.features.knn import knn_sweep
 from cnnlab.features.linear import fit_linear
-from cnnlab.probe_cli import register
+from cnnlab.cli.probe import register
 from cnnlab.report.probe_page import learning_curve_figure
 from report_fixtures import copy_run, real_runs
 

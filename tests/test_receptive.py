@@ -170,7 +170,7 @@ def test_too_small_input_is_a_clear_error():
 
 
 def _cli(argv: list[str]) -> int:
-    from cnnlab.explain.cli import register
+    from cnnlab.cli.models import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

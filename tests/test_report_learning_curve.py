@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cnnlab.cli import build_parser
-from cnnlab.probe_cli import register
+from cnnlab.cli.probe import register
 from cnnlab.report.learning_curve import learning_curves
 from report_fixtures import copy_run, edit_summary, read_summary, real_runs, train_tiny
 

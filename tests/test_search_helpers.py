@@ -12,11 +12,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The sub-commands through a parser built as cnnlab.cli will build it (register(subparsers)).
-CLI = ("import argparse, sys\n"
-       "from cnnlab.search.cli import register\n"
-       "p = argparse.ArgumentParser(prog='cnnlab'); sub = p.add_subparsers(dest='command'); register(sub)\n"
-       "args = p.parse_args(sys.argv[1:]); sys.exit(args.func(args))\n")
+# The sub-commands through cnnlab's own entry point (cnnlab.cli.main), errors printed as the command prints them.
+CLI = "import sys\nfrom cnnlab.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 # A 2-stage network of a few hundred parameters: an epoch of 180 images takes ~0.1 s on one core.
 TINY_LAYERS = [{"conv_bn_act": 4}, {"pool": 2}, {"conv_bn_act": 8}, {"pool": {"kind": "global_avg"}}, "dense"]

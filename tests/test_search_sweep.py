@@ -8,7 +8,7 @@ import json
 import yaml
 
 from cnnlab.runfolder import find_runs, read_metrics, read_summary
-from cnnlab.search.cli import register
+from cnnlab.cli.search import register
 from cnnlab.search.sweep import run_sweep
 from cnnlab.search.sweep_folder import plan_sweep
 from test_search_helpers import cli, sigkill_when, tiny_experiment

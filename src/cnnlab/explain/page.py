@@ -178,7 +178,8 @@ def explain_run(run: Any, source: ExplainInput, options: ExplainOptions = Explai
                 out_dir: Optional[Path] = None) -> Path:
     """Explain ``source`` with a loaded run (``cnnlab.runs.load_run``): the page at
     <run>/explain/<source.slug>/explain.html unless ``out_dir`` says otherwise. Returns its path."""
-
+    if hasattr(run, "require"):   # a run whose task has no class scores says so in one line
+        run.require("explain")
     run_dir = Path(run.run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "explain" / source.slug
     sections = explain_sections(run.model, run.normalizer, source, list(run.classes), options)

@@ -14,7 +14,7 @@ import shlex
 from pathlib import Path
 from typing import Optional
 
-from cnnlab.runfolder import RunFolderError, find_runs, finished_summary, read_config_dict
+from cnnlab.runfolder import WEIGHTS, RunFolderError, find_runs, finished_summary, read_config_dict
 from cnnlab.train.experiment import ExperimentConfig, SourceRecipe, load_experiment
 
 
@@ -59,6 +59,10 @@ def resolve_sources(cfg: ExperimentConfig, runs_dir: str | Path) -> ExperimentCo
     folders they resolve to (SourceMissing when a recipe has no finished run); the caller's
     config is left as it was."""
     pretrained = resolve_pretrained(cfg.model.pretrained, runs_dir)
+    if isinstance(pretrained, str) and Path(pretrained).is_dir() and (Path(pretrained) / WEIGHTS).is_file():
+        from cnnlab.runs import load_run
+
+        load_run(pretrained).require("source")   # NotMeaningful, in the source task's words
     teacher = resolve_pretrained(cfg.distill.teacher, runs_dir, key="distill.teacher")
     if pretrained is cfg.model.pretrained and teacher is cfg.distill.teacher:
         return cfg

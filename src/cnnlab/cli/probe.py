@@ -1,6 +1,6 @@
 """`cnnlab layers`, `cnnlab features` and `cnnlab probe`: features from any layer of a run, and
-classifiers probed on them (reports 000-d, 002-b, 004-f). ``register(subparsers)`` adds the three
-commands to the main parser; each handler is a few lines over ``cnnlab.features`` and the page.
+classifiers probed on them (reports 000-d, 002-b, 004-f); each handler is a few lines over
+``cnnlab.features`` and the probe page.
 """
 from __future__ import annotations
 
@@ -8,17 +8,9 @@ import argparse
 import sys
 import time
 
+from cnnlab.cli.common import add_command, add_data_dir_flag, add_device_flag, add_run_arg, device_of
+
 SPLIT_CHOICES = ("train", "val", "test")
-
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA device is available here; use --device cpu")
-    return name
 
 
 def _set_threads(threads: int) -> None:
@@ -32,7 +24,7 @@ def _set_threads(threads: int) -> None:
 def _load(args: argparse.Namespace):
     from cnnlab.runs import load_run
 
-    return load_run(args.run, data_dir=args.data_dir)
+    return load_run(args.run, data_dir=args.data_dir, device=device_of(args))
 
 
 def _check_layers(run, layers: list[str]) -> None:
@@ -43,21 +35,17 @@ def _check_layers(run, layers: list[str]) -> None:
     """
     from cnnlab.features.cache import FOLDER
     from cnnlab.features.layers import find_layer, model_layers
-    from cnnlab.features.runhandle import input_shape, run_folder
-
-    unchecked = [layer for layer in layers if not (run_folder(run) / FOLDER / layer).is_dir()]
+    unchecked = [layer for layer in layers if not (run.run_dir / FOLDER / layer).is_dir()]
     if unchecked:
-        known = model_layers(run.model, input_shape(run), include_all=True)
+        known = model_layers(run.model, run.input_shape, include_all=True)
         for layer in unchecked:
             find_layer(known, layer)
 
 
 def _cmd_layers(args: argparse.Namespace) -> int:
     from cnnlab.features.layers import format_layers, model_layers
-    from cnnlab.features.runhandle import input_shape
-
     run = _load(args)
-    shape = input_shape(run)
+    shape = run.input_shape
     print(f"{args.run}: input {' x '.join(map(str, shape))}")
     print(format_layers(model_layers(run.model, shape, include_all=args.all)))
     return 0
@@ -65,13 +53,11 @@ def _cmd_layers(args: argparse.Namespace) -> int:
 
 def _cmd_features(args: argparse.Namespace) -> int:
     from cnnlab.features.cache import cached_features
-    from cnnlab.features.runhandle import available_splits
-
     run = _load(args)
-    device = _device(args.device)
+    device = device_of(args)
     _check_layers(run, args.layer)
     for layer in args.layer:
-        for split in args.split or available_splits(run):
+        for split in args.split or run.available_splits():
             start = time.perf_counter()
             fs = cached_features(run, layer, split, recompute=args.recompute, batch_size=args.batch_size,
                                  device=device)
@@ -111,14 +97,13 @@ def probe_spec(args: argparse.Namespace):
 def _cmd_probe(args: argparse.Namespace) -> int:
     from cnnlab.features.cache import cached_features
     from cnnlab.features.probe import run_probe
-    from cnnlab.features.runhandle import run_classes
     from cnnlab.report.probe_page import results_table, write_probe_page
 
     spec = probe_spec(args)
     if args.threads is not None:
         _set_threads(args.threads)
     run = _load(args)
-    device = _device(args.device)
+    device = device_of(args)
     _check_layers(run, spec.layers)
 
     def load(layer: str, split: str):
@@ -127,7 +112,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
               f"({'computed' if fs.computed else 'cached'})", file=sys.stderr)
         return fs
 
-    result = run_probe(spec, load, run_classes(run), device=device, log=lambda m: print(m, file=sys.stderr))
+    result = run_probe(spec, load, list(run.classes), device=device, log=lambda m: print(m, file=sys.stderr))
     print(results_table(result))
     for note in result.notes:
         print(f"note: {note}")
@@ -136,27 +121,31 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="a run folder")
-    parser.add_argument("--data-dir", default=None, help="where the run's dataset is (default: as for training)")
+    add_run_arg(parser)
+    add_data_dir_flag(parser, for_run=True)
+    add_device_flag(parser)
 
 
 def register(sub) -> None:
     """Add the `layers`, `features` and `probe` commands to ``sub`` (from ``add_subparsers``)."""
-    lay = sub.add_parser("layers", help="layer names of a run's model with their output shapes")
+    lay = add_command(sub, "layers", "layer names of a run's model with their output shapes", [
+        "cnnlab layers runs/004-a-20261204-101500 --all"])
     _common(lay)
     lay.add_argument("--all", action="store_true", help="also activations, batch norm, dropout...")
     lay.set_defaults(func=_cmd_layers)
 
-    feat = sub.add_parser("features", help="extract a layer's features to <run>/features/<layer>/<split>.npz")
+    feat = add_command(sub, "features", "extract a layer's features to <run>/features/<layer>/<split>.npz", [
+        "cnnlab features runs/004-a-20261204-101500 --layer flatten --split train --split test"])
     _common(feat)
     feat.add_argument("--layer", action="append", required=True, metavar="NAME", help="repeatable; see cnnlab layers")
     feat.add_argument("--split", action="append", choices=SPLIT_CHOICES, help="repeatable (default: every split)")
     feat.add_argument("--recompute", action="store_true", help="ignore the cached files")
     feat.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: eval_batch_size)")
-    feat.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     feat.set_defaults(func=_cmd_features)
 
-    pr = sub.add_parser("probe", help="kNN / linear SVM / logistic regression / t-SNE on a run's features")
+    pr = add_command(sub, "probe", "kNN / linear SVM / logistic regression / t-SNE on a run's features", [
+        "cnnlab probe runs/000-a-20261204-101500 --preset 000-d",
+        "cnnlab probe runs/004-a-20261204-101500 --layer flatten --knn 1..40 --svm --train-subset 1000"])
     _common(pr)
     pr.add_argument("--layer", action="append", metavar="NAME", help="repeatable; see cnnlab layers")
     pr.add_argument("--knn", metavar="KS", help="kNN over k values: 1..40, 12 or 1,5,10..20")
@@ -175,7 +164,6 @@ def register(sub) -> None:
     pr.add_argument("--tsne-points", type=int, metavar="N", help="at most N points per t-SNE map (default 2000)")
     pr.add_argument("--name", help="folder under <run>/probes/ (default: the preset, else the layers)")
     pr.add_argument("--recompute", action="store_true", help="re-extract the features")
-    pr.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     pr.add_argument("--threads", type=int, help="CPU threads for torch and scikit-learn (default: torch's)")
     pr.set_defaults(func=_cmd_probe)
 

@@ -1,11 +1,12 @@
-"""`cnnlab predict` and `cnnlab export`: a trained run used on new images, or exported to one file.
-``register(subparsers)`` adds both commands to the main parser; each handler is a few lines
-over ``cnnlab.runs.load_run`` and ``cnnlab.export``.
+"""`cnnlab predict` and `cnnlab export`: a trained run used on new images, or exported to one file;
+each handler is a few lines over ``cnnlab.runs.load_run`` and ``cnnlab.export``.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+
+from cnnlab.cli.common import add_command, add_data_dir_flag, add_device_flag, add_out_flag, add_run_arg, device_of
 
 WEIGHTS_HELP = "weights file inside the run folder (default model.safetensors; or checkpoints/best.safetensors)"
 
@@ -18,12 +19,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise ValueError(f"--top-k {args.top_k}: give 1 or more")
     if args.out and not args.out.lower().endswith((".csv", ".json")):
         raise ValueError(f"--out {args.out}: name the file .csv or .json")
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {args.device}: no CUDA device is available here; use --device cpu")
-    run = load_run(args.run, weights=args.weights, device=args.device)
+    run = load_run(args.run, data_dir=args.data_dir, weights=args.weights, device=device_of(args))
     result = predict_files(run, args.paths, tta=args.tta, batch_size=args.batch_size)
     if not result.files:
         raise ValueError(f"none of the {len(result.failed)} file(s) could be read as an image: "
@@ -43,7 +39,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from cnnlab.export import export_run
     from cnnlab.runs import load_run
 
-    run = load_run(args.run, data_dir=args.data_dir, weights=args.weights)
+    # The export itself traces the model on the CPU (cnnlab.export.packaged); --device is checked
+    # and used for loading the run like every other command.
+    run = load_run(args.run, data_dir=args.data_dir, weights=args.weights, device=device_of(args))
     result = export_run(run, args.format, out=args.out, check=not args.no_check, check_limit=args.check_images)
     c = result.contract
     print(f"input: {c['input.shape']} {c['input.dtype']} {c['input.channels']} ({c['input.layout']}), "
@@ -57,40 +55,48 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    """Add `predict` and `export` to the main parser's sub-commands."""
+def register(sub) -> None:
+    """Add `predict` and `export` to cnnlab's sub-commands."""
     from cnnlab.export.formats import FORMATS
     from cnnlab.export.run_export import CHECK_IMAGES
 
-    p = subparsers.add_parser("predict", help="top-k classes of a run for image files or folders",
-                              description="Predict image files (any size or mode: they are converted and resized "
-                              "as the run's training images were). A folder of class folders also gets accuracy, "
-                              "a per-class table and a confusion matrix. Unreadable files are listed and skipped.")
-    p.add_argument("run", help="a run folder")
+    p = add_command(sub, "predict", "top-k classes of a run for image files or folders", [
+        "cnnlab predict runs/004-a-20261204-101500 cat.jpg dog.png --top-k 5",
+        "cnnlab predict runs/004-a-20261204-101500 photos/ --tta --out predictions.csv"],
+        description="Predict image files (any size or mode: they are converted and resized as the run's training "
+                    "images were). A folder of class folders also gets accuracy, a per-class table and a confusion "
+                    "matrix. Unreadable files are listed and skipped.")
+    add_run_arg(p)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders (searched recursively)")
     p.add_argument("--top-k", type=int, default=3, help="classes shown per file (default 3)")
     p.add_argument("--tta", nargs="?", const="flip", default=False, choices=["flip", "flip+translate"],
                    help="test-time augmentation: --tta averages each image with its left-right mirror; "
                    "--tta flip+translate adds both shifted 1 px up-left and down-right (6 views)")
-    p.add_argument("--out", default=None, help="also write every prediction to this .csv or .json file")
+    add_out_flag(p, "also write every prediction to this .csv or .json file")
     p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: the run's "
                    "eval_batch_size)")
     p.add_argument("--weights", default="model.safetensors", help=WEIGHTS_HELP)
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    add_data_dir_flag(p, for_run=True)
+    add_device_flag(p)
     p.set_defaults(func=_cmd_predict)
 
-    e = subparsers.add_parser("export", help="a run's model as one ONNX / pt2 / TorchScript file (uint8 in)",
-                              description="Export a run's model with its normalization inside: it takes uint8 "
-                              "N x C x H x W RGB images and returns N x K probabilities. The file is checked "
-                              "against PyTorch (onnxruntime for ONNX) on the run's test images before it is written.")
-    e.add_argument("run", help="a run folder")
+    e = add_command(sub, "export", "a run's model as one ONNX / pt2 / TorchScript file (uint8 in)", [
+        "cnnlab export runs/004-a-20261204-101500",
+        "cnnlab export runs/004-a-20261204-101500 --format pt2 --out model.pt2"],
+        description="Export a run's model with its normalization inside: it takes uint8 N x C x H x W RGB images "
+                    "and returns N x K probabilities. The file is checked against PyTorch (onnxruntime for ONNX) on "
+                    "the run's test images before it is written. The export itself runs on the CPU.")
+    add_run_arg(e)
     e.add_argument("--format", default="onnx", choices=FORMATS,
                    help="onnx (default), pt2 (torch.export), torchscript (deprecated by torch)")
-    e.add_argument("--out", default=None, help="output file (default: model.onnx / model.pt2 / "
-                   "model.torchscript.pt in the run folder)")
+    add_out_flag(e, "output file (default: model.onnx / model.pt2 / model.torchscript.pt in the run folder)")
     e.add_argument("--check-images", type=int, default=CHECK_IMAGES,
                    help=f"images of the test split the export is checked on (default {CHECK_IMAGES})")
     e.add_argument("--no-check", action="store_true", help="write without comparing to PyTorch")
-    e.add_argument("--data-dir", default=None, help="where the run's dataset is, for the check")
+    add_data_dir_flag(e, for_run=True)
     e.add_argument("--weights", default="model.safetensors", help=WEIGHTS_HELP)
+    add_device_flag(e)
     e.set_defaults(func=_cmd_export)
+
+
+__all__ = ["register"]

@@ -1,18 +1,10 @@
-"""`cnnlab explain` (one image of a run explained on a page) and `cnnlab shapes` (conv arithmetic of a
-model). ``register(subparsers)`` adds both commands to the main parser."""
+"""`cnnlab explain`: one image of a run explained on a page (activations, filters, Grad-CAM, attributions)."""
 from __future__ import annotations
 
 import argparse
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: give a positive number")
-    return value
+from cnnlab.cli.common import add_command, add_data_dir_flag, add_device_flag, add_out_flag, add_run_arg, device_of
+from cnnlab.cli.common import positive as _positive
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -24,7 +16,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if args.image is None and args.index is None:
         raise ValueError("say which image: --index IDX (the idx column of the report's tables, in --split) "
                          "or --image PATH")
-    run = load_run(args.run, data_dir=args.data_dir)
+    run = load_run(args.run, data_dir=args.data_dir, device=device_of(args))
     source = from_file(args.image, run.config) if args.image else from_split(run, args.split, args.index)
     options = ExplainOptions(layers=args.layer or None, cam_layer=args.cam_layer, filters=args.filters,
                              channels=args.channels, ig_steps=args.ig_steps,
@@ -33,22 +25,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_shapes(args: argparse.Namespace) -> int:
-    from cnnlab.models import create_model, model_info
-    from cnnlab.models.receptive import format_geometry, trace_geometry
-
-    info = model_info(args.model)
-    size = args.input_size or info.input_size
-    model = create_model(args.model, num_classes=info.num_classes, in_chans=args.in_chans, input_size=size)
-    print(f"{args.model}: input {args.in_chans} x {size} x {size}")
-    print(format_geometry(trace_geometry(model, size, in_chans=args.in_chans)))
-    return 0
-
-
-def register(subparsers) -> None:
-    """Add `explain` and `shapes` to the main parser's sub-commands."""
-    e = subparsers.add_parser("explain", help="activations, filters and Grad-CAM heatmaps for one image of a run")
-    e.add_argument("run", help="a run folder")
+def register(sub) -> None:
+    """Add `explain` to cnnlab's sub-commands."""
+    e = add_command(sub, "explain", "activations, filters and Grad-CAM heatmaps for one image of a run", [
+        "cnnlab explain runs/004-a-20261204-101500 --index 7",
+        "cnnlab explain runs/004-a-20261204-101500 --image cat.jpg --layer 1 --layer -1 --out cat-page"])
+    add_run_arg(e)
     which = e.add_mutually_exclusive_group()
     which.add_argument("--index", type=int, default=None, help="the image's idx (as in the report's tables)")
     which.add_argument("--image", default=None, help="an image file (resized like the run's data)")
@@ -62,15 +44,10 @@ def register(subparsers) -> None:
     e.add_argument("--steps", type=_positive, default=64, help="gradient-ascent steps (default 64)")
     e.add_argument("--ig-steps", type=_positive, default=32, help="integrated-gradients steps (default 32)")
     e.add_argument("--seed", type=int, default=0, help="seed of the gradient ascent's noise and jitter")
-    e.add_argument("--out", default=None, help="page folder (default <run>/explain/<split>-<idx> or image-<name>)")
-    e.add_argument("--data-dir", default=None, help="where the run's dataset is (default: as for training)")
+    add_out_flag(e, "page folder (default <run>/explain/<split>-<idx> or image-<name>)")
+    add_data_dir_flag(e, for_run=True)
+    add_device_flag(e)
     e.set_defaults(func=_cmd_explain)
-
-    s = subparsers.add_parser("shapes", help="output size, receptive field, jump and start of every conv/pool layer")
-    s.add_argument("model", help="a registered model (cnnlab models)")
-    s.add_argument("--input-size", type=_positive, default=None, help="image side in pixels (default: the model's)")
-    s.add_argument("--in-chans", type=_positive, default=3, help="input channels (default 3)")
-    s.set_defaults(func=_cmd_shapes)
 
 
 __all__ = ["register"]

@@ -1,0 +1,72 @@
+"""`cnnlab` command line: a thin layer over the Python API, one module per command group.
+
+    train.py    train, config                 runs.py     eval, runs, compare, report, learning-curve
+    data.py     data info                     models.py   models, summary, shapes
+    probe.py    layers, features, probe       explain.py  explain
+    predict.py  predict, export               search.py   sweep, search
+
+Each module has ``register(subparsers)``; ``common.py`` declares the shared flags one way
+(-o/--override, --out, --device, --runs-dir, --data-dir). Heavy imports (torch, optuna) happen
+inside the commands, so `cnnlab --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cnnlab.cli import data, explain, models, predict, probe, runs, search, train
+from cnnlab.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
+
+GROUPS = (train, runs, data, models, probe, explain, predict, search)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cnnlab", description="Image-classification experiments with CNNs, end to end.",
+                                epilog="example:\n  cnnlab train recipes/004-a.yaml -o epochs=5\n"
+                                       "  cnnlab <command> --help   (every command shows its own examples)",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"cnnlab {__import__('cnnlab').__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.register(sub)
+    return p
+
+
+def _who() -> str:
+    """"cnnlab", or under torchrun "cnnlab [rank R]": each rank reports its own errors."""
+    import os
+
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and "RANK" in os.environ:
+        return f"cnnlab [rank {os.environ['RANK']}]"
+    return "cnnlab"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv   # `train --nproc N` runs the same command under torchrun
+    from cnnlab.config import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"{_who()}: config error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
+        # DataError, CheckpointError, TrainingDiverged and model errors all land here with
+        # messages that name the problem and the fix; a traceback would bury them.
+        print(f"{_who()}: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as err:
+        from cnnlab.data import DataError
+
+        if isinstance(err, DataError):
+            print(f"{_who()}: data error: {err}", file=sys.stderr)
+            return EXIT_ERROR
+        raise
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,115 @@
+"""Finished runs: `cnnlab eval`, `runs`, `compare`, `report` and `learning-curve`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cnnlab.cli.common import add_command, add_data_dir_flag, add_device_flag, add_out_flag, add_run_arg, device_of
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from cnnlab.runs import load_run
+
+    res = load_run(args.run, data_dir=args.data_dir, device=device_of(args)).evaluate(args.split)
+    print(f"{res['split']}: {res['images']} images  loss {res['loss']:.4f} ({res['loss_name']})  "
+          f"accuracy {100 * res['accuracy']:.2f}%")
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from cnnlab.runs import runs_table
+
+    print(runs_table(args.dir))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from cnnlab.report import build_site, write_run_report
+    from cnnlab.runfolder import find_runs
+    from cnnlab.runs import load_run
+
+    target = Path(args.target)
+    if (target / "config.yaml").is_file() and not args.out:
+        images = None
+        try:
+            run = load_run(target, data_dir=args.data_dir)
+            images = {k: getattr(run.splits, k).images.numpy() for k in ("train", "val", "test")
+                      if getattr(run.splits, k) is not None}
+        except Exception as err:  # a report without example images is still a report
+            print(f"warning: no example images ({err})", file=sys.stderr)
+        html, md = write_run_report(target, images=images)
+        print(html)
+        print(md)
+        return 0
+    if not find_runs(target):
+        raise ValueError(f"{target}: no run folders found (a run folder holds config.yaml)")
+    print(build_site(target, Path(args.out or "site")))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from cnnlab.report.compare import compare_runs, plot_overlaid_curves
+    from cnnlab.runfolder import find_runs
+
+    runs = [r for target in args.runs for r in find_runs(target)]
+    if not runs:
+        raise ValueError("no run folders among the given paths")
+    print(compare_runs(runs, fmt=args.format))
+    if args.curves:
+        plot_overlaid_curves(runs, Path(args.curves))
+        print(f"curves: {args.curves}", file=sys.stderr)
+    return 0
+
+
+def _cmd_learning_curve(args: argparse.Namespace) -> int:
+    from cnnlab.report.learning_curve import write_learning_curve
+
+    out, table = write_learning_curve(args.sources, args.out, metric=args.metric, score_set=args.score_set,
+                                      title=args.title)
+    print(table)
+    print(out)
+    return 0
+
+
+def register(sub) -> None:
+    """Add `eval`, `runs`, `report`, `compare` and `learning-curve` to cnnlab's sub-commands."""
+    e = add_command(sub, "eval", "re-evaluate a run's saved weights on a split", [
+        "cnnlab eval runs/004-a-20261204-101500 --split test --device cpu"])
+    add_run_arg(e)
+    e.add_argument("--split", default="test", choices=["train", "val", "test"], help="the split to score (default test)")
+    add_data_dir_flag(e, for_run=True)
+    add_device_flag(e)
+    e.set_defaults(func=_cmd_eval)
+
+    r = add_command(sub, "runs", "list run folders as a table", ["cnnlab runs", "cnnlab runs runs/sweep-002-a-*"])
+    r.add_argument("dir", nargs="?", default="runs", help="folder searched for runs at any depth (default: runs)")
+    r.set_defaults(func=_cmd_runs)
+
+    rep = add_command(sub, "report", "HTML + Markdown report of a run, or a static site of many runs (--out)", [
+        "cnnlab report runs/004-a-20261204-101500          # writes report.html / report.md in the run",
+        "cnnlab report runs --out site                     # a static site of every run under runs/"])
+    rep.add_argument("target", help="a run folder, or a folder of runs")
+    add_out_flag(rep, "site folder: build a static site of every run under TARGET (default for a folder of runs: "
+                      "site)")
+    add_data_dir_flag(rep, for_run=True)
+    rep.set_defaults(func=_cmd_report)
+
+    cmp_ = add_command(sub, "compare", "compare runs in one table (mean ± std over seeds)", [
+        "cnnlab compare runs/sweep-004-a-20261204-153000 --format csv",
+        "cnnlab compare runs/004-a-* runs/004-b-* --curves curves.png"])
+    cmp_.add_argument("runs", nargs="+", help="run folders, or folders searched for runs")
+    cmp_.add_argument("--format", default="md", choices=["md", "csv", "html"], help="table format (default md)")
+    cmp_.add_argument("--curves", default=None, metavar="PNG", help="also write overlaid curves to this PNG")
+    cmp_.set_defaults(func=_cmd_compare)
+
+    lc = add_command(sub, "learning-curve", "accuracy against training images, from runs and probes (000-c/d/e)", [
+        "cnnlab learning-curve runs/000-c-* runs/000-a-*/probes/000-d --out learning_curve.png"])
+    lc.add_argument("sources", nargs="+", help="run folders (one point each) and probe folders (<run>/probes/<name>)")
+    add_out_flag(lc, "the figure; the table goes beside it as .md (default: learning_curve.png)",
+                 default="learning_curve.png")
+    lc.add_argument("--metric", default="test_acc", choices=["test_acc", "val_acc", "test_tta_acc"],
+                    help="the runs' accuracy to plot")
+    lc.add_argument("--score-set", default="test", help="the probes' scored set to plot (as in its results table)")
+    lc.add_argument("--title", default="", help="the figure's title (default: none)")
+    lc.set_defaults(func=_cmd_learning_curve)
