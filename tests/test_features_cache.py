@@ -24,6 +24,7 @@ class NoModel:
 
     def __init__(self, run_dir):
         self.run_dir = run_dir
+        self.weights_path = run_dir / "model.safetensors"   # what load_run knows before loading anything
 
     def __getattr__(self, name):
         if name in ("model", "normalizer", "splits", "split", "config", "classes"):

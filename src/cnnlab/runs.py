@@ -105,7 +105,7 @@ class LoadedRun:
         """The dataset of split `name` (images uint8 N x C x H x W, labels, indices); a ValueError
         names the splits the run has when it has no such split."""
         if name not in SPLITS:
-            raise ValueError(f"unknown split {name!r}; use one of {', '.join(SPLITS)}")
+            raise ValueError(f"split {name!r} does not exist in this run; choose one of {', '.join(SPLITS)}")
         ds = getattr(self.splits, name, None)
         if ds is None or len(ds) == 0:
             have = ", ".join(self.available_splits()) or "none"

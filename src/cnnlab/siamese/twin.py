@@ -63,10 +63,20 @@ class SiameseNet(nn.Module):
             f = self.body.forward_head(f, pre_logits=True)
         return f.flatten(1)
 
+    # The one model interface (timm's), so layers, probe and feature caches read a twin as any model:
+    # features are the body's (before the projection), the "head" is the projection.
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, f: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if pre_logits:
+            return f
+        e = self.head(f)
+        return F.normalize(e, dim=1) if self.normalize else e
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The embedding, N x embedding_dim (unit length with normalize)."""
-        e = self.head(self.features(x))
-        return F.normalize(e, dim=1) if self.normalize else e
+        return self.forward_head(self.forward_features(x))
 
 
 __all__ = ["EMBED_FROM", "SiameseNet"]
