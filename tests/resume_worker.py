@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from cnnlab.train.experiment import load_experiment
-from cnnlab.train.loop import train
+from cnnlab.pipeline import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,8 +36,9 @@ def main() -> None:
     data_dir, runs_dir, kill_epoch, kill_step, overrides = sys.argv[1:6]
     resume = sys.argv[6] if len(sys.argv) > 6 else None
     cfg = None if resume else load_experiment(REPO / "recipes" / "004-a.yaml", json.loads(overrides))
-    result = train(cfg, runs_dir=runs_dir, data_dir=data_dir, quiet=True, resume=resume, log=lambda s: None,
-                   callbacks=[KillAt(int(kill_epoch), int(kill_step))])
+    # run_experiment: the task (with a teacher when distill.teacher is set) as `cnnlab train` builds it
+    result = run_experiment(cfg, runs_dir=runs_dir, data_dir=data_dir, quiet=True, resume=resume, log=lambda s: None,
+                            callbacks=[KillAt(int(kill_epoch), int(kill_step))], report=False)
     print(result.run_dir)
 
 

@@ -30,8 +30,9 @@ STEPS_PER_EPOCH = 6
 TIMING = ("seconds", "images_per_sec")
 
 
-def worker(data_dir, runs_dir, kill=(-1, -1), resume=None):
-    args = [sys.executable, str(WORKER), str(data_dir), str(runs_dir), str(kill[0]), str(kill[1]), json.dumps(OVERRIDES)]
+def worker(data_dir, runs_dir, kill=(-1, -1), resume=None, overrides=None):
+    overrides = OVERRIDES if overrides is None else overrides
+    args = [sys.executable, str(WORKER), str(data_dir), str(runs_dir), str(kill[0]), str(kill[1]), json.dumps(overrides)]
     return subprocess.run(args + ([str(resume)] if resume else []), capture_output=True, text=True, cwd=REPO,
                           timeout=300)
 
@@ -94,6 +95,37 @@ def test_sigkill_at_random_steps_then_resume_equals_an_uninterrupted_run(tiny_ci
     # Each resume is recorded; a run killed before its first checkpoint restarts with a fresh record.
     assert 1 <= len(summary["resumed_by"]) <= len(kills)
     assert not list(run.rglob("*.tmp")), "stale temporary files are cleaned on resume"
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_cifar, tmp_path_factory):
+    """A finished tiny classification run to distill from."""
+    runs = tmp_path_factory.mktemp("teacher")
+    proc = worker(tiny_cifar, runs, overrides=tiny_overrides(epochs=1))
+    assert proc.returncode == 0, proc.stderr
+    return only_run(runs)
+
+
+def test_sigkill_of_a_distilled_run_with_lookahead_and_ema_resumes_bitwise(tiny_cifar, tmp_path, teacher,
+                                                                          reference):
+    # The same state-heavy run (Lookahead, EMA, schedule, early stopping), now also learning from a
+    # teacher; killed in its first epoch (before any checkpoint) and twice later.
+    overrides = OVERRIDES + [f"distill.teacher={teacher}", "distill.temperature=2", "distill.alpha=0.5"]
+    ref = worker(tiny_cifar, tmp_path / "ref", overrides=overrides)
+    assert ref.returncode == 0, ref.stderr
+    distilled = only_run(tmp_path / "ref")
+    runs, run = tmp_path / "runs", None
+    for kill in [(0, 3), (1, 2), (2, 5)]:
+        proc = worker(tiny_cifar, runs, kill=kill, resume=run, overrides=overrides)
+        assert proc.returncode == -9, f"kill at {kill}: {proc.returncode} {proc.stderr}"
+        run = only_run(runs)
+    proc = worker(tiny_cifar, runs, resume=run, overrides=overrides)
+    assert proc.returncode == 0, proc.stderr
+    assert f"teacher: {teacher}" in (run / "config.yaml").read_text()
+    assert_same_tensors(load_file(str(run / "model.safetensors")), load_file(str(distilled / "model.safetensors")),
+                        "final weights of the distilled run")
+    assert rows_without_timing(run) == rows_without_timing(distilled)
+    assert rows_without_timing(distilled) != rows_without_timing(reference), "the teacher changed the training"
 
 
 def test_an_early_stopped_run_does_not_train_on_when_resumed(tiny_cifar, tmp_path, reference):
