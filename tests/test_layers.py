@@ -107,3 +107,21 @@ def test_importing_every_module_changes_no_global_state():
 def test_no_leftovers(name):
     hits = [str(p) for p in SRC.rglob("*.py") if name in p.read_text()]
     assert not hits, f"{name!r} is a leftover in {hits}"
+
+
+def test_the_readme_draws_these_layers():
+    """README.md's "Layout" line lists the packages bottom-up in LAYERS' order, and every one exists."""
+    import re
+
+    readme = (SRC.parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Layout"):]
+    line = section[section.index("tests/test_layers.py"):section.index("cli`.") + len("cli`.")]
+    drawn = [[f"cnnlab.{name}" for name in re.findall(r"`(\w+)`", group)] for group in line.split("→")]
+    drawn[0] = [n for n in drawn[0] if n != "cnnlab.test_layers"]
+    assert [layer_of(group[0]) for group in drawn] == sorted(layer_of(group[0]) for group in drawn)
+    for group in drawn:
+        assert len({layer_of(n) for n in group}) == 1, group
+        for name in group:
+            assert (SRC / name.split(".")[1]).is_dir() or (SRC / f"{name.split('.')[1]}.py").is_file(), name
+    listed = {n for group in drawn for n in group}
+    assert listed == {k for k in LAYERS if k != "cnnlab"}, sorted(set(LAYERS) ^ listed)
