@@ -135,34 +135,89 @@ def epoch_permutation(engine: Engine, state: TrainState) -> torch.Tensor:
     return torch.randperm(engine.train_x.shape[0], generator=engine.shuffle_gen).to(engine.device)
 
 
+class RunningSums:
+    """The epoch's running sums on the device (no host sync per step), from and back to state.sums."""
+
+    def __init__(self, state: TrainState, device: torch.device) -> None:
+        self.start = dict(state.sums)
+        self.loss = torch.zeros((), dtype=torch.float64, device=device) + state.sums["loss_sum"]
+        self.total = torch.zeros((), dtype=torch.float64, device=device) + state.sums["total_loss_sum"]
+        self.correct = torch.zeros((), dtype=torch.int64, device=device) + state.sums["correct"]
+        self.seen = state.sums["seen"]
+        self.t0 = time.perf_counter()
+
+    def add(self, out, loss: torch.Tensor, total: torch.Tensor) -> None:
+        n = out.count
+        self.loss += loss.detach().double() * n
+        self.total += total.detach().double() * n
+        if out.correct is not None:
+            self.correct += out.correct
+        self.seen += n
+
+    def logs(self, lr: float) -> dict:
+        return {"loss_sum": self.loss, "correct": self.correct, "seen": self.seen, "lr": lr}
+
+    def save(self, state: TrainState, world: World) -> None:
+        state.sums = {"loss_sum": self.loss.item(), "total_loss_sum": self.total.item(),
+                      "correct": int(self.correct.item()), "seen": self.seen,
+                      "seconds": self.start["seconds"] + time.perf_counter() - self.t0}
+        if world.enabled:
+            # The state holds the global batch's sums (a checkpoint resumes on any number of
+            # ranks): what each rank added in this session is summed over the ranks once, here.
+            keys = ("loss_sum", "total_loss_sum", "correct", "seen")
+            added = world.sum([float(state.sums[k] - self.start[k]) for k in keys])
+            for k, v in zip(keys, added):
+                state.sums[k] = self.start[k] + (int(round(v)) if k in ("correct", "seen") else v)
+
+
+def optimizer_step(engine: Engine, state: TrainState, idx: torch.Tensor, lr: float):
+    """One step on the global batch `idx` (this rank's rows of it): the task's loss plus the L2
+    penalty, backward, the non-finite check, the optimizer and the step hooks (Lookahead, EMA).
+    Returns (the task's output, its loss, the total), or None when the step diverged (not taken)."""
+    cfg = engine.cfg
+    optimizer = engine.optimizer
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    # Every rank holds the same global batch `idx` and trains on its own rows of it.
+    start, stop = engine.world.rows(idx.shape[0])
+    engine.batch_part = (start, idx.shape[0])
+    set_lr(optimizer, lr)
+    out = engine.task.step(engine, idx[start:stop])
+    loss = out.loss
+    penalty = l2_penalty(engine.l2_kernels, cfg.regularization.l2)
+    total = loss if penalty is None else loss + penalty
+    # DDP averages the ranks' gradients; a rank with more of a partial last batch weighs more,
+    # so the average is the gradient of the global batch's mean loss. The L2 penalty is the
+    # same on every rank, and so is its average: it is counted once.
+    weight = (stop - start) * engine.world.size / idx.shape[0]
+    objective = total if weight == 1 else loss * weight + (penalty if penalty is not None else 0)
+    optimizer.zero_grad(set_to_none=True)
+    objective.backward()
+    if cfg.regularization.grad_clip:
+        norm = torch.nn.utils.clip_grad_norm_(params, cfg.regularization.grad_clip)  # the norm before clipping
+    else:
+        norm = _grad_norm(params)
+    # One sync: a non-finite loss, or non-finite gradients from a finite loss, stop the run here.
+    # Several ranks agree on it (one more sync), so that no rank steps alone.
+    nonfinite = not math.isfinite((total.detach().float() + norm.to(total.device).float()).item())
+    if engine.world.any(nonfinite)[0]:
+        return None
+    optimizer.step()
+    for hook in engine.step_hooks:   # Lookahead, EMA
+        hook.after_step(engine.model, state.global_step + 1)
+    return out, loss, total
+
+
 def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop: Callable[[], bool]) -> str:
     """Train from state.step_in_epoch to the epoch's end; returns "done", "interrupted" or "diverged".
 
     ``state`` is updated after every step, so that whatever this returns, it describes exactly
     the weights that are in the model (a diverged step is not taken).
     """
-    cfg, model = engine.cfg, engine.model
+    cfg = engine.cfg
     perm = epoch_permutation(engine, state)
-    dev = engine.device
-    loss_sum = torch.zeros((), dtype=torch.float64, device=dev) + state.sums["loss_sum"]
-    total_sum = torch.zeros((), dtype=torch.float64, device=dev) + state.sums["total_loss_sum"]
-    correct = torch.zeros((), dtype=torch.int64, device=dev) + state.sums["correct"]
-    seen, seconds_before, t0 = state.sums["seen"], state.sums["seconds"], time.perf_counter()
-    sums0 = dict(state.sums)
-
-    def save_sums() -> None:
-        state.sums = {"loss_sum": loss_sum.item(), "total_loss_sum": total_sum.item(), "correct": int(correct.item()),
-                      "seen": seen, "seconds": seconds_before + time.perf_counter() - t0}
-        if engine.world.enabled:
-            # The state holds the global batch's sums (a checkpoint resumes on any number of
-            # ranks): what each rank added in this session is summed over the ranks once, here.
-            keys = ("loss_sum", "total_loss_sum", "correct", "seen")
-            added = engine.world.sum([float(state.sums[k] - sums0[k]) for k in keys])
-            for k, v in zip(keys, added):
-                state.sums[k] = sums0[k] + (int(round(v)) if k in ("correct", "seen") else v)
-
+    sums = RunningSums(state, engine.device)
     engine.freeze_due(state.global_step)
-    set_train_mode(model, cfg.model.frozen_bn)
+    set_train_mode(engine.model, cfg.model.frozen_bn)
     # A plan that ends mid-epoch (a last stage of `steps: 50000` at 352 steps an epoch) ends there:
     # its last epoch is a partial one, so the run takes exactly the steps it was asked for.
     end = min(engine.steps_per_epoch, state.step_in_epoch + max(0, engine.plan[-1].end_step - state.global_step))
@@ -171,51 +226,19 @@ def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop:
         stage = stage_at(engine.plan, state.global_step)
         if stage.index != engine.stage_index:
             engine.enter_stage(stage)
-        optimizer = engine.optimizer
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-        # Every rank holds the same global batch `idx` and trains on its own rows of it.
-        start, stop = engine.world.rows(idx.shape[0])
-        engine.batch_part = (start, idx.shape[0])
         lr = engine.lr(state.global_step)
-        set_lr(optimizer, lr)
-        out = engine.task.step(engine, idx[start:stop])
-        loss = out.loss
-        penalty = l2_penalty(engine.l2_kernels, cfg.regularization.l2)
-        total = loss if penalty is None else loss + penalty
-        # DDP averages the ranks' gradients; a rank with more of a partial last batch weighs more,
-        # so the average is the gradient of the global batch's mean loss. The L2 penalty is the
-        # same on every rank, and so is its average: it is counted once.
-        weight = (stop - start) * engine.world.size / idx.shape[0]
-        objective = total if weight == 1 else loss * weight + (penalty if penalty is not None else 0)
-        optimizer.zero_grad(set_to_none=True)
-        objective.backward()
-        if cfg.regularization.grad_clip:
-            norm = torch.nn.utils.clip_grad_norm_(params, cfg.regularization.grad_clip)  # the norm before clipping
-        else:
-            norm = _grad_norm(params)
-        # One sync: a non-finite loss, or non-finite gradients from a finite loss, stop the run here.
-        # Several ranks agree on it (one more sync), so that no rank steps alone.
-        nonfinite = not math.isfinite((total.detach().float() + norm.to(total.device).float()).item())
-        if engine.world.any(nonfinite)[0]:
+        taken = optimizer_step(engine, state, perm[step * cfg.batch_size:(step + 1) * cfg.batch_size], lr)
+        if taken is None:
             outcome = "diverged"
             break
-        optimizer.step()
-        for hook in engine.step_hooks:   # Lookahead, EMA
-            hook.after_step(model, state.global_step + 1)
         state.global_step += 1
         state.step_in_epoch = step + 1
-        n = out.count
-        loss_sum += loss.detach().double() * n
-        total_sum += total.detach().double() * n
-        if out.correct is not None:
-            correct += out.correct
-        seen += n
+        sums.add(*taken)
         for cb in callbacks:
-            cb.on_batch_end(step, {"loss_sum": loss_sum, "correct": correct, "seen": seen, "lr": lr})
+            cb.on_batch_end(step, sums.logs(lr))
         # A signal reaches one rank (or some): all stop after the same step.
         if engine.world.any(should_stop())[0] and state.step_in_epoch < end:
             outcome = "interrupted"
             break
-    save_sums()
+    sums.save(state, engine.world)
     return outcome
