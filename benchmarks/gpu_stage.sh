@@ -19,7 +19,7 @@ BUNDLE=${2:-$CHECKOUT/../shared/datasets/cifar10.npz}
 PEER_GIT=${3:-/work/.mirror/KellerJordan+cifar10-airbench/repo}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=${PYTHON:-python3}
-EXCLUDE="$(git -C "$CHECKOUT" rev-parse --git-common-dir)/info/exclude"
+EXCLUDE="$(git -C "$CHECKOUT" rev-parse --path-format=absolute --git-common-dir)/info/exclude"
 for p in /.gpucheck/ /.gpudata1/; do grep -qxF "$p" "$EXCLUDE" || echo "$p" >> "$EXCLUDE"; done
 rm -rf "$CHECKOUT/.gpucheck" "$CHECKOUT/.gpudata1"
 mkdir -p "$CHECKOUT/.gpucheck/peer" "$CHECKOUT/.gpucheck/data-parts" "$CHECKOUT/.gpudata1"
