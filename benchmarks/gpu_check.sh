@@ -79,7 +79,10 @@ if [ "$HAVE_CUDA" != 1 ]; then
     result data SKIP "$NOCUDA"
 else
     PARTS=()
-    for d in $PARTS_DIRS; do for f in "$d"/cifar10-part*of*.npz; do [ -f "$f" ] && PARTS+=("$f"); done; done
+    declare -A SEEN=()
+    for d in $PARTS_DIRS; do for f in "$d"/cifar10-part*of*.npz; do   # each part once, the first place found
+        [ -f "$f" ] && [ -z "${SEEN[$(basename "$f")]:-}" ] && SEEN[$(basename "$f")]=1 && PARTS+=("$f")
+    done; done
     echo "data parts found: ${PARTS[*]:-none}"
     if [ ${#PARTS[@]} -eq 0 ]; then
         result data SKIP "no part files in $PARTS_DIRS"
