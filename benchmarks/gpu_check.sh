@@ -31,7 +31,7 @@ PARTS_DIRS=${GPU_CHECK_PARTS:-"/tmp/gpu_check_parts $HERE/data-parts"}
 PEER=${PEER:-$HERE/peer/airbench94.py}
 BUDGET_S=${BUDGET_S:-450}
 RUNS=${RUNS:-3}
-EPOCHS=${EPOCHS:-16}
+EPOCHS=${EPOCHS:-24}
 T0=$(date +%s)
 T_END=$((T0 + BUDGET_S))
 mkdir -p "$OUT" "$WORK/res"

@@ -1,7 +1,7 @@
 """Time to 94% CIFAR-10 test accuracy: cnnlab's GPU recipe beside airbench94, in one call on one GPU.
 
     python benchmarks/gpu_time94.py --data DIR --peer airbench94.py --out DIR [--runs 3]
-        [--recipe recipes/fast-gpu.yaml] [--epochs 16] [--deadline UNIX_TIME]
+        [--recipe recipes/fast-gpu.yaml] [--epochs 24] [--deadline UNIX_TIME]
 
 DIR (from benchmarks/gpu_data.py unpack) holds cifar-10-batches-py for cnnlab and airbench/cifar10/*.pt
 for the peer: the same 50,000 + 10,000 real images. First the peer (benchmarks/airbench_peer.py: its
@@ -124,7 +124,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--recipe", default="recipes/fast-gpu.yaml")
-    ap.add_argument("--epochs", type=int, default=16)
+    ap.add_argument("--epochs", type=int, default=24)
     ap.add_argument("--deadline", type=float, default=None, help="unix time by which every run must have ended")
     ap.add_argument("--peer-timeout", type=float, default=240)
     ap.add_argument("--run-timeout", type=float, default=240)
