@@ -29,11 +29,11 @@ def test_a_task_says_which_commands_mean_nothing_for_it():
     from cnnlab.train.task import NotMeaningful
 
     siamese = create_task({"name": "siamese"})
-    for command in ("predict", "export", "explain", "teacher"):
+    for command in ("predict", "export", "explain", "teacher", "source"):
         with pytest.raises(NotMeaningful) as err:
             siamese.require(command)
         assert "\n" not in str(err.value) and "siamese" in str(err.value)
-    for command in ("eval", "probe", "report", "compare", "source"):
+    for command in ("eval", "probe", "report", "compare"):
         siamese.require(command)
         create_task({}).require(command)
     with pytest.raises(NotMeaningful, match="cannot learn from a teacher"):

@@ -5,11 +5,15 @@
     # the loop alone (no figures, no report): from cnnlab.train import train
 """
 
-from cnnlab.version import __version__
 
 
 def __getattr__(name: str):
-    # Lazy so `import cnnlab` is instant and `cnnlab --help` does not import torch.
+    # Lazy so `import cnnlab` is instant, `cnnlab --help` does not import torch, and importing a
+    # leaf module (cnnlab.runfolder) loads no other cnnlab module.
+    if name == "__version__":
+        from cnnlab.version import __version__
+
+        return __version__
     if name in ("load_experiment", "ExperimentConfig"):
         from cnnlab.train import experiment
 
