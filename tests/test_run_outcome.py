@@ -123,3 +123,59 @@ def test_train_seeds_prints_a_line_per_seed_and_the_mean_and_std(tiny_cifar, tmp
     accs = [read_summary(tmp_path / f)["final"]["test_acc"] for f in folders]
     assert len(folders) == 2, "the run folders follow, one per line, last"
     assert mean.startswith(f"  mean ± std (n=2)   test accuracy {format_stat('test_acc', _stat(accs))}")
+
+
+def test_a_sweep_closes_with_its_best_point_and_pages(tiny_cifar, tmp_path):
+    from cnnlab.search.sweep_folder import open_sweep
+    from cnnlab.search.sweep_report import point_results
+
+    exp = tiny_experiment(tmp_path / "exp.yaml", epochs=1)
+    proc = cli("sweep", str(exp), "--grid", "optimizer.lr=0.01,0.03", "--data-dir", str(tiny_cifar), "--runs-dir",
+               "runs", "-q", "--no-report", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    folder = tmp_path / lines[-1]                   # the sweep folder is still the last line
+    results = point_results(open_sweep(folder))
+    best = max(results, key=lambda r: r.metric[0])
+    block = lines[next(i for i, line in enumerate(lines) if line.startswith("result: sweep ")):-1]
+    assert block[0] == f"result: sweep {folder.name}: 2 points x 1 seed(s), 2 of 2 runs finished"
+    assert block[1].startswith(f"  best point      {best.point_id} (optimizer.lr=")
+    assert f": val_acc {100 * best.metric[0]:.2f}%, test_acc " in block[1]
+    assert block[2].startswith(f"  its run         {Path(lines[-1]) / best.point_id}/")
+    assert block[-2:] == [f"  table           {Path(lines[-1]) / 'sweep.md'}",
+                          f"  figure          {Path(lines[-1]) / 'sweep.png'}"]
+
+
+def test_a_search_closes_with_its_best_trial_and_recipe(tiny_cifar, tmp_path):
+    from cnnlab.search.runner import run_search
+    from test_search_helpers import tiny_space
+
+    outcome = run_search(tiny_space(tmp_path / "space.yaml"), 1, runs_dir=tmp_path / "runs",
+                         data_dir=str(tiny_cifar), log=lambda _: None)
+    summary = read_summary(outcome.best_run)
+    assert outcome.best_value == pytest.approx(summary["final"]["val_acc"])
+    lines = outcome.closing_block().splitlines()
+    assert lines == [
+        "result: study search-tiny: 1 trials trained, 0 rejected by the limits, 0 running elsewhere",
+        f"  best trial      0: val_acc {100 * outcome.best_value:.2f}%",
+        f"  its run         {outcome.best_run}",            # no report.html: search writes curves only by default
+        f"  recipe          {outcome.best_recipe}   (retrain: cnnlab train {outcome.best_recipe} --seeds 3)",
+        f"  table           {outcome.study_dir / 'results.md'}"]
+
+
+def test_a_probe_closes_with_each_layers_accuracies_on_the_largest_fit_set():
+    from cnnlab.features.probe import ProbeResult, ProbeRow, ProbeSpec
+    from cnnlab.report.probe_page import probe_outcome
+
+    spec = ProbeSpec(layers=["flatten", "pre_logits"], ks=[1, 2, 3], svm=True, train_subsets=[100, None])
+    row = dict(dim=8, subset="all", score_set="test", score_size=50)
+    rows = [ProbeRow("flatten", method="knn", fit_size=100, accuracy=0.5, best_k=1, **{**row, "subset": "100"}),
+            ProbeRow("flatten", method="knn", fit_size=1000, accuracy=0.61, best_k=3, **row),
+            ProbeRow("flatten", method="svm", fit_size=1000, accuracy=0.7, **row),
+            ProbeRow("pre_logits", method="knn", fit_size=1000, accuracy=0.8, best_k=2, **row)]
+    result = ProbeResult(spec=spec, classes=["a", "b"], rows=rows, seconds=3.0)
+    assert probe_outcome(result, "run/probes/x/report.html").splitlines() == [
+        f"result: probe {spec.folder_name()} in 3.0 s",
+        "  flatten     kNN 61.00% (k=3)   linear SVM (one-vs-rest) 70.00%   (fit on 1,000 images, scored on test)",
+        "  pre_logits  kNN 80.00% (k=2)   (fit on 1,000 images, scored on test)",
+        "  page        run/probes/x/report.html"]
