@@ -162,4 +162,5 @@ def sweep_outcome(sweep: Sweep, metric: str = "val_acc", md: Path | None = None,
     return "\n".join(lines)
 
 
-__all__ = ["sweep_outcome", "write_sweep_report", "point_results", "grid_table_md", "plot_grid", "PointResult", "METRICS"]
+__all__ = ["sweep_outcome", "write_sweep_report", "point_results", "grid_table_md", "plot_grid", "PointResult",
+           "METRICS"]
