@@ -97,7 +97,7 @@ def probe_spec(args: argparse.Namespace):
 def _cmd_probe(args: argparse.Namespace) -> int:
     from cnnlab.features.cache import cached_features
     from cnnlab.features.probe import run_probe
-    from cnnlab.report.probe_page import results_table, write_probe_page
+    from cnnlab.report.probe_page import probe_outcome, results_table, write_probe_page
 
     spec = probe_spec(args)
     if args.threads is not None:
@@ -116,7 +116,9 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     print(results_table(result))
     for note in result.notes:
         print(f"note: {note}")
-    print(write_probe_page(result, args.run))  # the last line is the page, for scripts
+    page = write_probe_page(result, args.run)
+    print(probe_outcome(result, page))
+    print(page)  # the last line is the page, for scripts
     return 0
 
 

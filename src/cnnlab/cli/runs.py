@@ -11,9 +11,14 @@ from cnnlab.cli.common import add_command, add_data_dir_flag, add_device_flag, a
 def _cmd_eval(args: argparse.Namespace) -> int:
     from cnnlab.runs import load_run
 
+    from cnnlab.runfolder import read_summary
+
     res = load_run(args.run, data_dir=args.data_dir, device=device_of(args)).evaluate(args.split)
-    print(f"{res['split']}: {res['images']} images  loss {res['loss']:.4f} ({res['loss_name']})  "
-          f"accuracy {100 * res['accuracy']:.2f}%")
+    recorded = ((read_summary(args.run) or {}).get("final") or {}).get(f"{args.split}_acc")
+    # One line naming the run and the split; beside it the accuracy summary.json recorded at the end of training.
+    print(f"eval of {args.run} on its {res['split']} split ({res['images']} images): accuracy "
+          f"{100 * res['accuracy']:.2f}%   loss {res['loss']:.4f} ({res['loss_name']})"
+          + (f"   (summary.json: {100 * recorded:.2f}%)" if recorded is not None else ""))
     return 0
 
 

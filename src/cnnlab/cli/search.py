@@ -14,7 +14,7 @@ from cnnlab.cli.common import (EXIT_INTERRUPTED, add_command, add_data_dir_flag,
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from cnnlab.search.sweep import run_sweep
     from cnnlab.search.sweep_folder import open_sweep, plan_sweep
-    from cnnlab.search.sweep_report import METRICS, write_sweep_report
+    from cnnlab.search.sweep_report import METRICS, sweep_outcome, write_sweep_report
 
     if args.metric not in METRICS:
         raise ValueError(f"--metric {args.metric!r}: use one of {', '.join(METRICS)}")
@@ -31,10 +31,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{'new' if created else 'continuing'} sweep {sweep.folder}: {len(sweep.points)} points x "
               f"{sweep.seeds} seed(s)")
     outcome = run_sweep(sweep, data_dir=args.data_dir, quiet=args.quiet, report=not args.no_report)
-    _, png, text = write_sweep_report(sweep, args.metric)
+    md, png, text = write_sweep_report(sweep, args.metric)
     print(text)
-    if png is not None:
-        print(f"figure: {png}")
+    print(sweep_outcome(sweep, args.metric, md, png))
     if outcome.interrupted is not None:
         print(f"stopped; continue with: cnnlab sweep --resume {sweep.folder}")
         print(sweep.folder)
@@ -51,12 +50,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
     outcome = run_search(args.space, args.trials, runs_dir=args.runs_dir, study_name=args.study, storage=args.storage,
                          timeout_s=timeout, max_params=args.max_params, pruner=args.pruner, data_dir=args.data_dir,
                          heartbeat_s=args.heartbeat, report=args.report)
-    c = outcome.counts
     print(outcome.table)
-    print(f"\n{c['trained']} trials trained, {c['rejected']} rejected by the limits, {c['running']} running elsewhere"
-          + (" (stopped by --timeout)" if outcome.worker.stopped_by == "timeout" else ""))
-    if outcome.best_recipe is not None:
-        print(f"best trial {outcome.best_number}: {outcome.best_recipe}")
+    if outcome.worker.stopped_by == "timeout":
+        print("\nstopped by --timeout")
+    print(outcome.closing_block())
     if args.retrain_best:
         if outcome.best_recipe is None:
             raise ValueError("--retrain-best: no trial has completed yet; run more --trials first")

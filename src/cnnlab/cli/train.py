@@ -56,10 +56,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _train_one(args: argparse.Namespace, cfg, report: bool) -> int:
     """One run folder directly under --runs-dir (or the --resume'd one); DDP ranks all come here."""
     from cnnlab.pipeline import run_experiment
+    from cnnlab.report.outcome import run_outcome
+    from cnnlab.train.loop import TrainingDiverged
 
-    result = run_experiment(cfg, runs_dir=args.runs_dir, data_dir=args.data_dir, quiet=args.quiet, report=report,
-                            resume=args.resume, ddp_timeout=args.ddp_timeout)
+    try:
+        result = run_experiment(cfg, runs_dir=args.runs_dir, data_dir=args.data_dir, quiet=args.quiet, report=report,
+                                resume=args.resume, ddp_timeout=args.ddp_timeout)
+    except TrainingDiverged as err:
+        if err.run_dir is not None:   # rank 0's folder: what it got to, then the error line (stderr)
+            print(run_outcome(err.run_dir))
+            print(err.run_dir)
+        raise
     if result.rank == 0:   # rank 0 speaks for a DDP run
+        # What the run achieved, on stdout (a log file gets it too), also with -q: it is the result.
+        print(run_outcome(result.run_dir))
         print(result.run_dir)   # the last line is the run folder, for scripts
     return EXIT_INTERRUPTED if result.status == "interrupted" else 0
 
@@ -67,6 +77,7 @@ def _train_one(args: argparse.Namespace, cfg, report: bool) -> int:
 def _train_seeds(args: argparse.Namespace, report: bool) -> int:
     """--seeds N: a one-point sweep (cnnlab.search.seeds); the same command again continues it."""
     from cnnlab.report.compare import compare_runs
+    from cnnlab.report.outcome import seeds_outcome
     from cnnlab.search.seeds import run_seeds
 
     outcome = run_seeds(args.experiment, args.seeds, args.runs_dir, overrides=args.override, data_dir=args.data_dir,
@@ -81,6 +92,7 @@ def _train_seeds(args: argparse.Namespace, report: bool) -> int:
         return EXIT_INTERRUPTED
     run_dirs = outcome.run_dirs()
     print(compare_runs(run_dirs, fmt="md"))
+    print(seeds_outcome(run_dirs))
     for run_dir in run_dirs:
         print(run_dir)  # one per line; the last line is a run folder, for scripts
     return 0

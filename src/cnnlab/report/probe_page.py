@@ -211,5 +211,25 @@ def results_table(result: ProbeResult) -> str:
     return markdown_table(["layer", "method", "fit images", "scored on", "accuracy", "best k"], rows)
 
 
-__all__ = ["build_sections", "knn_curve_figure", "learning_curve_figure", "probe_dir", "results_table",
-           "tsne_figure", "write_probe_page"]
+def probe_outcome(result: ProbeResult, page: str | Path) -> str:
+    """The closing block of `cnnlab probe`: per layer, each method's accuracy (kNN with its best k) on
+    the largest fit set and the first scored set, then the page."""
+    lines = [f"result: probe {result.spec.folder_name()} in {fmt.duration(result.seconds)}"]
+    layers = list(dict.fromkeys(r.layer for r in result.rows))
+    width = max([len("page")] + [len(layer) for layer in layers])
+    for layer in layers:
+        rows = [r for r in result.rows if r.layer == layer]
+        fit = max(r.fit_size for r in rows)
+        scored = rows[0].score_set
+        parts = []
+        for r in rows:
+            if r.fit_size == fit and r.score_set == scored:
+                parts.append(f"{r.method_label} {fmt.percent(r.accuracy)}"
+                             + (f" (k={r.best_k})" if r.best_k is not None else ""))
+        lines.append(f"  {layer:<{width}}  " + "   ".join(parts) + f"   (fit on {fit:,} images, scored on {scored})")
+    lines.append(f"  {'page':<{width}}  {page}")
+    return "\n".join(lines)
+
+
+__all__ = ["build_sections", "knn_curve_figure", "learning_curve_figure", "probe_dir", "probe_outcome",
+           "results_table", "tsne_figure", "write_probe_page"]

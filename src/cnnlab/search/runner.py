@@ -22,6 +22,8 @@ from cnnlab.search.space import FirstChoices, Space, load_space
 from cnnlab.search.study import (DEFAULT_HEARTBEAT_S, LocalWorkers, WorkerOutcome, counts, default_storage,
                                  is_sqlite, make_storage, open_study, requeue_dead_trials, run_worker)
 
+RESULTS = "results.md"
+
 
 @dataclass
 class SearchOutcome:
@@ -31,6 +33,28 @@ class SearchOutcome:
     table: str
     best_recipe: Optional[Path]
     best_number: Optional[int]
+    metric: str = "val_acc"               # the space's objective
+    best_value: Optional[float] = None    # the best trial's metric
+    best_run: Optional[Path] = None       # the best trial's run folder
+
+    def closing_block(self) -> str:
+        """What the search achieved, printed at its end: trials, the best trial's metric, its run and
+        report, the recipe to retrain it, and the results table's file."""
+        c = self.counts
+        lines = [f"result: study {self.study_dir.name}: {c['trained']} trials trained, {c['rejected']} rejected "
+                 f"by the limits, {c['running']} running elsewhere"]
+        if self.best_number is None or self.best_value is None:
+            lines.append("  best trial      none completed yet; run more --trials")
+        else:
+            shown = f"{100 * self.best_value:.2f}%" if self.metric.endswith("_acc") else f"{self.best_value:.4f}"
+            lines.append(f"  best trial      {self.best_number}: {self.metric} {shown}")
+            if self.best_run is not None:
+                page = self.best_run / "report.html"
+                lines.append(f"  {'its run':<15} {page if page.is_file() else self.best_run}")
+        if self.best_recipe is not None:
+            lines.append(f"  {'recipe':<15} {self.best_recipe}   (retrain: cnnlab train {self.best_recipe} --seeds 3)")
+        lines.append(f"  {'table':<15} {self.study_dir / RESULTS}")
+        return "\n".join(lines)
 
 
 def study_folder(runs_dir: str | Path, study_name: str) -> Path:
@@ -73,10 +97,14 @@ def run_search(space_path: str | Path, trials: int, *, runs_dir: str | Path = "r
 
 def _finish(study, space: Space, study_name: str, study_dir: Path, outcome: WorkerOutcome) -> SearchOutcome:
     table = results_table(study, space.metric)
-    write_text_atomically(study_dir / "results.md", f"# Study {study_name}\n\n{table}\n")
+    write_text_atomically(study_dir / RESULTS, f"# Study {study_name}\n\n{table}\n")
     recipe = write_best_recipe(study, space, study_name, study_dir / "best.yaml")
     best = best_trial(study)
-    return SearchOutcome(study_dir, outcome, counts(study), table, recipe, None if best is None else best.number)
+    if best is None:
+        return SearchOutcome(study_dir, outcome, counts(study), table, recipe, None, space.metric)
+    run = best.user_attrs.get("run_dir")
+    return SearchOutcome(study_dir, outcome, counts(study), table, recipe, best.number, space.metric, best.value,
+                         Path(run) if run else None)
 
 
 def _where(url: str) -> str:

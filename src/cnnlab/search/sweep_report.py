@@ -16,7 +16,7 @@ from cnnlab.report.blocks import markdown_table
 from cnnlab.report.compare import compare_runs
 from cnnlab.runfolder import FINISHED, load_run_data
 from cnnlab.search.grid import format_value
-from cnnlab.search.sweep_folder import Sweep
+from cnnlab.search.sweep_folder import Sweep, point_label
 
 METRICS = ("val_acc", "test_acc", "train_acc", "val_loss", "test_loss", "train_loss")
 
@@ -121,4 +121,46 @@ def write_sweep_report(sweep: Sweep, metric: str = "val_acc") -> tuple[Path, Pat
     return md, png, text
 
 
-__all__ = ["write_sweep_report", "point_results", "grid_table_md", "plot_grid", "PointResult", "METRICS"]
+def _shown(metric: str, values: list[float]) -> str:
+    """mean ± std of a point's runs as the grid table shows it, with the metric's unit."""
+    percent = metric.endswith("_acc")
+    mean, std = _mean_std(values, 100.0 if percent else 1.0)
+    digits = 2 if percent else 4
+    text = f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+    return text + ("%" if percent else "")
+
+
+def sweep_outcome(sweep: Sweep, metric: str = "val_acc", md: Path | None = None, png: Path | None = None) -> str:
+    """The closing block of `cnnlab sweep`: how many runs finished, the best point by `metric` (highest
+    accuracy, lowest loss; mean over its seeds) with its test accuracy and run folders, and the pages."""
+    results = point_results(sweep, metric)
+    finished = sum(len(r.metric) for r in results)
+    lines = [f"result: sweep {sweep.folder.name}: {len(sweep.points)} points x {sweep.seeds} seed(s), "
+             f"{finished} of {len(sweep.points) * sweep.seeds} runs finished"]
+    scored = [r for r in results if r.metric]
+    if scored:
+        sign = -1.0 if metric.endswith("_loss") else 1.0
+        best = max(scored, key=lambda r: sign * statistics.fmean(r.metric))
+        point = next(p for p in sweep.points if p["id"] == best.point_id)
+        runs = [sweep.folder / e["folder"] for e in point.get("runs") or [] if (sweep.folder / e["folder"]).is_dir()]
+        line = f"  best point      {best.point_id} ({point_label(point)}): {metric} {_shown(metric, best.metric)}"
+        if metric != "test_acc":
+            tests = [v for v in (load_run_data(r).final("test_acc") for r in runs) if v is not None]
+            if tests:
+                line += f", test_acc {_shown('test_acc', tests)}"
+        lines.append(line)
+        for run in runs:
+            page = run / "report.html"
+            lines.append(f"  {'its run':<15} {page if page.is_file() else run}")
+    else:
+        lines.append(f"  best point      none yet: no finished run has {metric}"
+                     + (" (no validation split? try --metric test_acc)" if metric.startswith("val_") else ""))
+    if md is not None:
+        lines.append(f"  {'table':<15} {md}")
+    if png is not None:
+        lines.append(f"  {'figure':<15} {png}")
+    return "\n".join(lines)
+
+
+__all__ = ["sweep_outcome", "write_sweep_report", "point_results", "grid_table_md", "plot_grid", "PointResult",
+           "METRICS"]

@@ -21,7 +21,12 @@ if TYPE_CHECKING:   # build.py imports this module
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or the gradients became NaN or infinite; the last good checkpoint is kept."""
+    """The loss or the gradients became NaN or infinite; the last good checkpoint is kept in `run_dir`
+    (rank 0's run folder; None on the other ranks of a DDP run)."""
+
+    def __init__(self, message: str, run_dir: Optional[Path] = None) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
 
 
 class RunRecord(Callback):
@@ -118,7 +123,7 @@ def finish(run: "Run") -> str:
         cb.on_train_end({**summary, "run_dir": str(run.run_dir), "data": run.splits, "summary": summary})
     run.summary = summary
     if state.status == "diverged":
-        raise TrainingDiverged(summary["message"])
+        raise TrainingDiverged(summary["message"], run.run_dir if run.world.is_main else None)
     if state.status not in FINISHED:
         run.log(summary["message"])
     return state.status
