@@ -14,7 +14,7 @@ QUICKSTART_RECIPE ?= recipes/fast-cpu.yaml
 # Extra flags for benchmarks/train_speed.py, e.g. make bench BENCH_ARGS="--rounds 1 --num-images 2000"
 BENCH_ARGS ?=
 
-.PHONY: install quickstart test data bench clean-venv
+.PHONY: install quickstart test data bench clean-venv docs docs-install results-docs gallery
 
 install: $(STAMP)
 
@@ -42,6 +42,26 @@ test: $(STAMP)
 # --data-dir is the folder HOLDING cifar-10-batches-py/, as for `cnnlab train --data-dir`.
 bench: data
 	$(PY) benchmarks/train_speed.py --data-dir "$(CNNLAB_DATA)" $(BENCH_ARGS)
+
+# The documentation site: docs/ -> site/ (a broken link, a page missing from the nav or a
+# docstring the API pages cannot read fails the build).
+DOCS_STAMP := $(VENV)/.cnnlab-docs-installed
+docs-install: $(DOCS_STAMP)
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e ".[docs]"
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
+# The results pages (docs/results/) and the README's headline table, from results/ and docs/results.yaml.
+results-docs: $(STAMP)
+	$(PY) -m cnnlab.report.results_docs
+
+# Screenshots of real report / explain / probe pages of tiny runs into docs/gallery/ (needs chromium).
+gallery: $(STAMP)
+	$(PY) scripts/gallery.py --out docs/gallery
 
 clean-venv:
 	rm -rf $(VENV)
