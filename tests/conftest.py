@@ -47,3 +47,8 @@ def real_cifar10_dir(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, str(SHARED_DATASETS / "unpack.py"), "cifar10", str(dest)], check=True,
                    capture_output=True)
     return dest
+
+
+# CI: no silent skips. Under CI=true a skip whose reason is not on tests/skip_allowlist.txt fails the
+# run, and the log ends with the skip table (tests/skip_policy.py).
+from skip_policy import pytest_sessionfinish, pytest_unconfigure  # noqa: E402,F401  (pytest hooks)

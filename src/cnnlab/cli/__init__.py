@@ -12,7 +12,11 @@ inside the commands, so `cnnlab --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
+from pathlib import Path
+
+from cnnlab.atomic import output_option, unwritable_error
 
 from cnnlab.cli import data, explain, models, predict, probe, runs, search, train
 from cnnlab.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
@@ -41,6 +45,24 @@ def _who() -> str:
     return "cnnlab"
 
 
+def _output_option(args: argparse.Namespace) -> str | None:
+    """The flag that chose where this command writes, for the fix of a read-only folder's error."""
+    if getattr(args, "out", None) is not None:
+        return "--out"
+    if getattr(args, "runs_dir", None) is not None:
+        return "--runs-dir"
+    return None
+
+
+def _one_line(err: BaseException, args: argparse.Namespace) -> str:
+    """The error as one line. A bare read-only-file-system OSError from a writer that does not name
+    its target itself ("[Errno 30] Read-only file system: 'x'") says what to do instead."""
+    if type(err) is OSError and err.errno == errno.EROFS and err.filename:
+        with output_option(_output_option(args)):
+            err = unwritable_error(Path(err.filename), err) or err
+    return " ".join(str(err).split("\n"))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -48,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     from cnnlab.config import ConfigError
 
     try:
-        return args.func(args)
+        with output_option(_output_option(args)):
+            return args.func(args)
     except ConfigError as err:
         print(f"{_who()}: config error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -58,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
         # DataError, CheckpointError, TrainingDiverged and model errors all land here with
         # messages that name the problem and the fix; a traceback would bury them.
-        print(f"{_who()}: error: {err}", file=sys.stderr)
+        print(f"{_who()}: error: {_one_line(err, args)}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as err:
         from cnnlab.data import DataError

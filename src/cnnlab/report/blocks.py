@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
-from cnnlab.atomic import write_bytes_atomically
+from cnnlab.atomic import make_folder, write_bytes_atomically
 
 
 @dataclass
@@ -240,7 +240,7 @@ def figures_of(sections: list[Section]) -> dict[str, bytes]:
 def write_figures(folder: Path, figures: dict[str, bytes]) -> None:
     """Write ``figures`` (file name -> PNG bytes) into ``folder``, each atomically, and remove the
     PNGs an earlier page left there that this one lacks, so a page never links a stale image."""
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     for name, png in figures.items():
         write_bytes_atomically(folder / name, png)
     for stale in folder.glob("*.png"):

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from cnnlab.report import _format as show
-from cnnlab.atomic import write_text_atomically
+from cnnlab.atomic import make_folder, write_text_atomically
 from cnnlab.report.blocks import Paragraph, Section, Table, render_html
 from cnnlab.report.compare import comparison_rows, comparison_table
 from cnnlab.runfolder import RunData, RunFolderError, find_runs, load_run_data
@@ -53,7 +53,8 @@ def build_site(runs_root: Path, out_dir: Path) -> Path:
     if not run_dirs:
         raise RunFolderError(f"no run folders (folders holding config.yaml) under {runs_root}; train a run first")
     pages_dir = out_dir / RUN_PAGES
-    pages_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
+    make_folder(pages_dir)
     rows, values, links, readable, problems = [], [], [], [], []
     for run_dir in run_dirs:
         try:

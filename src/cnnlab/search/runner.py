@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from cnnlab.atomic import write_text_atomically
+from cnnlab.atomic import make_folder, write_text_atomically
 from cnnlab.search.limits import num_classes_of
 from cnnlab.search.objective import TrialSettings
 from cnnlab.search.results import best_trial, results_table, write_best_recipe
@@ -77,7 +77,7 @@ def run_search(space_path: str | Path, trials: int, *, runs_dir: str | Path = "r
         space.pruner = {"name": pruner}
     study_name = study_name or space.name
     study_dir = study_folder(runs_dir, study_name)
-    study_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(study_dir)
     url = storage or default_storage(study_dir)
     limit = max_params if max_params is not None else space.max_params
     base_cfg = space.config(FirstChoices(), "check")   # data is the same in every trial

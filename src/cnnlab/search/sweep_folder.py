@@ -25,7 +25,7 @@ from typing import Iterator, Optional
 
 import yaml
 
-from cnnlab.atomic import write_text_atomically
+from cnnlab.atomic import make_folder, write_text_atomically
 from cnnlab.config import read_yaml, to_dict
 from cnnlab.search.grid import Axis, axes_from_mapping, expand, grid_to_mapping, merge_axes, parse_grid_option
 from cnnlab.train.experiment import ExperimentConfig, experiment_to_yaml, load_experiment
@@ -124,7 +124,7 @@ def plan_sweep(experiment: str | Path, grid_options: list[str], overrides: list[
         if same:
             return open_sweep(same[-1]), False
         folder = _new_folder(runs_dir, f"sweep-{base.name}")
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     write_text_atomically(folder / BASE, experiment_to_yaml(base))
     spec = {"experiment": str(experiment), "overrides": list(overrides), "grid": grid, "seeds": seeds,
             "fingerprint": fingerprint,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from cnnlab.atomic import write_atomically
+from cnnlab.atomic import make_folder, write_atomically
 from cnnlab.runfolder import FINISHED, LAST_CHECKPOINT, PREDICTIONS, SUMMARY, WEIGHTS
 from cnnlab.train import runtime
 from cnnlab.train.callbacks import Callback
@@ -94,7 +94,7 @@ def final_evaluation(run: "Run") -> dict:
                                   tta=run.cfg.tta)
     if run.world.is_main:
         folder = run.run_dir / PREDICTIONS
-        folder.mkdir(exist_ok=True)
+        make_folder(folder, parents=False)
         for name, (probs, ds) in result.predictions.items():
             save_predictions(folder / f"{name}.npz", probs, ds)
     return result.numbers

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from cnnlab.atomic import remove_stale_temp_files
+from cnnlab.atomic import output_option, remove_stale_temp_files, unwritable_error
 from cnnlab.runfolder import LAST_CHECKPOINT, finished_summary
 from cnnlab.train import distributed, runtime
 from cnnlab.train.build import Run, set_up
@@ -133,6 +133,10 @@ def _check_runs_dir(runs_dir: Path) -> None:
         with tempfile.TemporaryFile(dir=runs_dir):
             pass
     except OSError as err:
+        with output_option("--runs-dir"):
+            unwritable = unwritable_error(runs_dir, err, what=f"run folders under {runs_dir}")
+        if unwritable is not None:   # "...: <folder> is on a read-only file system; choose another --runs-dir or ..."
+            raise unwritable from None
         raise OSError(f"cannot write run folders under {runs_dir} ({err.strerror}); choose another --runs-dir "
                       f"or fix its permissions") from None
     free = os.statvfs(runs_dir).f_bavail * os.statvfs(runs_dir).f_frsize if hasattr(os, "statvfs") else None
