@@ -35,7 +35,13 @@ def _fenced(text: str, lang: str) -> list[str]:
 
 
 def test_the_extension_guides_samples_run(tiny_cifar, tmp_path, monkeypatch):
-    """Every Python block of docs/extend.md, in order, in one namespace, on tiny data."""
+    """Every Python block of docs/extend.md, in order, in one namespace, on tiny data. The task and
+    model it registers are taken out of the tables afterwards (other tests list every task)."""
+    import cnnlab.models.registry
+    import cnnlab.tasks
+
+    monkeypatch.setattr(cnnlab.tasks, "TASKS", dict(cnnlab.tasks.TASKS))
+    monkeypatch.setattr(cnnlab.models.registry, "_REGISTRY", dict(cnnlab.models.registry._REGISTRY))
     monkeypatch.setenv("CNNLAB_DATA", str(tiny_cifar))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "recipes").symlink_to(REPO / "recipes")
