@@ -15,6 +15,7 @@ MODEL_COMMANDS = {   # commands that run a run's model, with the fewest argument
     "explain": ["explain", "RUN", "--index", "0"],
     "predict": ["predict", "RUN", "image.png"],
     "export": ["export", "RUN"],
+    "robust": ["robust", "RUN"],
 }
 RUN_MAKING_COMMANDS = {   # commands that make run folders
     "train": ["train", "exp.yaml"],
@@ -44,7 +45,7 @@ def test_the_commands_are_all_there():
     names = {" ".join(path) for path, _ in ALL}
     assert names >= {"train", "config", "eval", "runs", "compare", "report", "learning-curve", "data", "data info",
                      "models", "summary", "shapes", "layers", "features", "probe", "explain", "predict", "export",
-                     "sweep", "search"}
+                     "sweep", "search", "robust"}
 
 
 @pytest.mark.parametrize("path, parser", ALL, ids=[" ".join(p) for p, _ in ALL])

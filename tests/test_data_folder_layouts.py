@@ -168,3 +168,19 @@ def test_bad_image_in_a_presplit_test_split(tmp_path):
         s = load_splits(cfg(root, bad_images="skip"), 0)
     assert s.test.class_counts() == [2, 2] and len(s.train) == 4
     assert s.test.indices.tolist() == [0, 1, 2, 3]
+
+
+def test_presplit_train_too_small_for_the_val_count_gets_a_fraction_or_the_flag(tmp_path, capsys):
+    """Issue 40, item 4: a val_size count meant for CIFAR (5000) on a small train/ folder."""
+    root = tmp_path / "pets"
+    make_split(root, "train", {"cats": 10, "dogs": 10, "birds": 10})
+    make_split(root, "test", {"cats": 2, "dogs": 2, "birds": 2})
+    s = load_splits(cfg(root, val_size=5000), 0)
+    assert len(s.val) == 3 and len(s.train) == 27          # 10% of the 30, one per class
+    err = capsys.readouterr().err
+    assert "data.val_size 5000 is more than half" in err and "-o data.val_size=" in err
+    tiny = tmp_path / "tiny"
+    make_split(tiny, "train", {"cats": 2, "dogs": 2, "birds": 2})
+    make_split(tiny, "test", {"cats": 1, "dogs": 1, "birds": 1})
+    with pytest.raises(DataError, match="set -o data.val_size=0"):
+        load_splits(cfg(tiny, val_size=5000), 0)

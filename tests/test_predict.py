@@ -261,9 +261,10 @@ def test_cli_predict_lists_corrupt_files_and_writes_outputs(real: RealRuns, tmp_
 
     args = parse("predict", str(real.base), str(root / "cat"), str(root / "missing.png"), "--out",
                  str(tmp_path / "p.csv"), "--tta")
-    assert args.func(args) == 0
+    assert args.func(args) == 1   # missing.png was named on the command line: exit 1, the others predicted
     rows = list(csv.reader(io.StringIO((tmp_path / "p.csv").read_text())))
-    assert rows[0] == "path,label,class_1,prob_1,class_2,prob_2,class_3,prob_3,error".split(",")
+    assert rows[0] == "path,true_label,pred_label,class_1,prob_1,class_2,prob_2,class_3,prob_3,error".split(",")
+    assert all(r[2] == r[3] for r in rows[1:] if r[2])   # pred_label is the top class
     errors = {r[0]: r[-1] for r in rows[1:] if r[-1]}
     assert len(rows) == 1 + len(errors) + sum(1 for r in rows[1:] if r[2])
     assert set(errors) == {str(root / "cat" / "truncated.png"), str(root / "missing.png")}
@@ -304,3 +305,48 @@ def test_an_unfinished_run_is_refused_with_the_fix(real: RealRuns, tmp_path: Pat
     with pytest.raises(ValueError, match="cnnlab train --resume"):
         load_run(run_dir)
     shutil.rmtree(run_dir)
+
+
+def test_cli_predict_exit_codes_and_messages(cifar_run, tmp_path: Path, capsys) -> None:
+    """A file named on the command line that is missing or unreadable: exit 1 naming it; bad files
+    inside a folder: skipped with a count, exit 0; --top-k above the class count says so."""
+    from cnnlab.cli import main
+
+    run_dir, images = cifar_run
+    good = write_png(tmp_path / "good.png", images[0])
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    assert main(["predict", str(run_dir), str(good), "--device", "cpu"]) == 0
+    capsys.readouterr()
+
+    assert main(["predict", str(run_dir), str(good), str(tmp_path / "missing.png"), "--device", "cpu"]) == 1
+    out, err = capsys.readouterr()
+    assert str(good) in out   # the readable one is still predicted
+    assert f"{tmp_path / 'missing.png'}: no such file or folder" in err and "named on the command line" in err
+
+    assert main(["predict", str(run_dir), str(good), str(bad), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: cannot identify" in err
+
+    folder = tmp_path / "folder"
+    write_png(folder / "a.png", images[1])
+    (folder / "b.png").write_text("nope")
+    assert main(["predict", str(run_dir), str(folder), "--device", "cpu"]) == 0
+    assert "1 file(s) could not be read (skipped):" in capsys.readouterr().out
+
+    assert main(["predict", str(run_dir), str(good), "--top-k", "50", "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert "--top-k 50 is more than this run's 10 classes; showing all 10" in err
+    assert len(out.split()) == 1 + 2 * 10
+
+
+def test_predict_reads_a_presplit_root_as_training_does(cifar_run, tmp_path: Path) -> None:
+    run_dir, images = cifar_run
+    run = load_run(run_dir)
+    for split, i in (("train", 0), ("test", 1)):
+        write_png(tmp_path / "root" / split / run.classes[3] / f"{i}.png", images[i])
+    result = predict_files(run, [tmp_path / "root"])
+    assert len(result.files) == 2 and list(result.labels) == [3, 3] and not result.unscored_folders
+    assert repr(result).startswith("FilePredictions(2 file(s), 10 classes, accuracy ")
+    with pytest.raises(ValueError, match="is a folder; run.predict takes images or image files"):
+        run.predict([tmp_path / "root"])

@@ -205,6 +205,10 @@ def _image_batch(images: Any, channels: int, size: int) -> torch.Tensor:
             if isinstance(item, Image.Image):
                 pixels.append(pil_to_pixels(item, size))
             elif isinstance(item, (str, Path)):
+                if Path(item).is_dir():
+                    raise ValueError(f"{item} is a folder; run.predict takes images or image files. For a folder "
+                                     "use cnnlab.export.predict_files(run, [folder]) (class folders are scored too), "
+                                     "or on the command line: cnnlab predict RUN FOLDER")
                 try:
                     pixels.append(decode_image(Path(item), size))
                 except Exception as err:  # Pillow raises many kinds

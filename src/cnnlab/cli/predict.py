@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from cnnlab.cli.common import add_command, add_data_dir_flag, add_device_flag, add_out_flag, add_run_arg, device_of
+from cnnlab.cli.common import EXIT_ERROR, add_command, add_data_dir_flag, add_device_flag, add_out_flag, add_run_arg, device_of
 
 WEIGHTS_HELP = "weights file inside the run folder (default model.safetensors; or checkpoints/best.safetensors)"
 
@@ -20,7 +21,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.out and not args.out.lower().endswith((".csv", ".json")):
         raise ValueError(f"--out {args.out}: name the file .csv or .json")
     run = load_run(args.run, data_dir=args.data_dir, weights=args.weights, device=device_of(args))
+    if args.top_k > len(run.classes):
+        print(f"note: --top-k {args.top_k} is more than this run's {len(run.classes)} classes; showing all "
+              f"{len(run.classes)}", file=sys.stderr)
     result = predict_files(run, args.paths, tta=args.tta, batch_size=args.batch_size)
+    named = {str(Path(p)) for p in args.paths if not Path(p).is_dir()}
+    named_failures = {p: r for p, r in result.failed.items() if str(Path(p)) in named}
     if not result.files:
         raise ValueError(f"none of the {len(result.failed)} file(s) could be read as an image: "
                          + "; ".join(f"{p}: {r}" for p, r in list(result.failed.items())[:3]))
@@ -32,6 +38,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"predictions of {len(result.files)} file(s): {args.out}")
     else:
         print(format_predictions(result, args.top_k))
+    if named_failures:   # a file asked for by name that cannot be predicted is an error (folders skip bad files)
+        print(f"cnnlab: error: {len(named_failures)} file(s) named on the command line could not be predicted: "
+              + "; ".join(f"{p}: {r}" for p, r in named_failures.items()), file=sys.stderr)
+        return EXIT_ERROR
     return 0
 
 
@@ -65,7 +75,9 @@ def register(sub) -> None:
         "cnnlab predict runs/004-a-20261204-101500 photos/ --tta --out predictions.csv"],
         description="Predict image files (any size or mode: they are converted and resized as the run's training "
                     "images were). A folder of class folders also gets accuracy, a per-class table and a confusion "
-                    "matrix. Unreadable files are listed and skipped.")
+                    "matrix; so does a pre-split root (train/, test/ of class folders). Files in folders that cannot be read are "
+                    "counted, listed and skipped; a file named on the command line that is missing or unreadable "
+                    "makes the command exit with status 1 (after predicting the others).")
     add_run_arg(p)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders (searched recursively)")
     p.add_argument("--top-k", type=int, default=3, help="classes shown per file (default 3)")

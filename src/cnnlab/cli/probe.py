@@ -8,7 +8,9 @@ import argparse
 import sys
 import time
 
-from cnnlab.cli.common import add_command, add_data_dir_flag, add_device_flag, add_run_arg, device_of
+from pathlib import Path
+
+from cnnlab.cli.common import add_command, add_data_dir_flag, add_device_flag, add_out_flag, add_run_arg, device_of
 
 SPLIT_CHOICES = ("train", "val", "test")
 
@@ -60,7 +62,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
         for split in args.split or run.available_splits():
             start = time.perf_counter()
             fs = cached_features(run, layer, split, recompute=args.recompute, batch_size=args.batch_size,
-                                 device=device)
+                                 device=device, folder=args.out)
             how = f"computed in {time.perf_counter() - start:.1f} s" if fs.computed else "cached"
             print(f"{fs.path}  {fs.features.shape[0]:,} x {fs.features.shape[1]:,}  ({how})")
     return 0
@@ -107,7 +109,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     _check_layers(run, spec.layers)
 
     def load(layer: str, split: str):
-        fs = cached_features(run, layer, split, recompute=args.recompute, device=device)
+        fs = cached_features(run, layer, split, recompute=args.recompute, device=device,
+                             folder=Path(args.out) / "features" if args.out else None)
         print(f"features {layer} / {split}: {len(fs):,} x {fs.features.shape[1]:,} "
               f"({'computed' if fs.computed else 'cached'})", file=sys.stderr)
         return fs
@@ -116,7 +119,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     print(results_table(result))
     for note in result.notes:
         print(f"note: {note}")
-    page = write_probe_page(result, args.run)
+    page = write_probe_page(result, args.run, out_dir=args.out)
     print(probe_outcome(result, page))
     print(page)  # the last line is the page, for scripts
     return 0
@@ -142,6 +145,8 @@ def register(sub) -> None:
     feat.add_argument("--layer", action="append", required=True, metavar="NAME", help="repeatable; see cnnlab layers")
     feat.add_argument("--split", action="append", choices=SPLIT_CHOICES, help="repeatable (default: every split)")
     feat.add_argument("--recompute", action="store_true", help="ignore the cached files")
+    add_out_flag(feat, "folder for the features (<out>/<layer>/<split>.npz) instead of <run>/features; the run "
+                       "folder is then only read")
     feat.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: eval_batch_size)")
     feat.set_defaults(func=_cmd_features)
 
@@ -166,6 +171,8 @@ def register(sub) -> None:
     pr.add_argument("--tsne-points", type=int, metavar="N", help="at most N points per t-SNE map (default 2000)")
     pr.add_argument("--name", help="folder under <run>/probes/ (default: the preset, else the layers)")
     pr.add_argument("--recompute", action="store_true", help="re-extract the features")
+    add_out_flag(pr, "folder for the page, results.json and the features (<out>/features) instead of "
+                     "<run>/probes/<name> and <run>/features; the run folder is then only read")
     pr.add_argument("--threads", type=int, help="CPU threads for torch and scikit-learn (default: torch's)")
     pr.set_defaults(func=_cmd_probe)
 

@@ -1,4 +1,4 @@
-"""Finished runs: `cnnlab eval`, `runs`, `compare`, `report` and `learning-curve`."""
+"""Finished runs: `cnnlab eval`, `runs`, `compare`, `report`, `learning-curve` and `robust`."""
 from __future__ import annotations
 
 import argparse
@@ -77,6 +77,54 @@ def _cmd_learning_curve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _corruption_list(text: str) -> list[str]:
+    from cnnlab.data.corrupt import ALL, BENCHMARK, GROUPS
+
+    names: list[str] = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        if item == "all":
+            names += list(ALL)
+        elif item == "benchmark":
+            names += list(BENCHMARK)
+        elif item == "none":
+            continue
+        elif item in GROUPS:
+            names += list(GROUPS[item])
+        elif item in ALL:
+            names.append(item)
+        else:
+            raise argparse.ArgumentTypeError(f"{item!r}: not a corruption; choose from all, benchmark, none, "
+                                             f"{', '.join(GROUPS)}, {', '.join(ALL)}")
+    return list(dict.fromkeys(names))
+
+
+def _cmd_robust(args: argparse.Namespace) -> int:
+    from cnnlab.data.corrupt import ALL, SEVERITIES
+    from cnnlab.evaluate.robust import evaluate_robustness, robust_dir, write_robustness
+    from cnnlab.report.robust_page import format_robustness, write_robust_page
+    from cnnlab.runs import load_run
+
+    run = load_run(args.run, data_dir=args.data_dir, device=device_of(args))
+    run.require("robust")
+    severities = [int(s) for s in args.severity] if args.severity else list(SEVERITIES)
+    bad = [s for s in severities if s not in SEVERITIES]
+    if bad:
+        raise ValueError(f"--severity {bad[0]}: give 1 to 5")
+    subset = None if args.test_subset == 0 else args.test_subset
+    result = evaluate_robustness(run, split=args.split, subset=subset, corruptions=ALL if args.corruptions is None else args.corruptions,
+                                 severities=severities, jpeg_qualities=args.jpeg, seed=args.seed,
+                                 batch_size=args.batch_size, log=lambda m: print(m, file=sys.stderr))
+    out = Path(args.out) if args.out else robust_dir(run.run_dir)
+    json_path = write_robustness(result, out)
+    page = write_robust_page(result, out, run.run_dir.name)
+    print(format_robustness(result))
+    print(json_path)
+    if not args.out:
+        print(f"(the run's report shows it from the next: cnnlab report {args.run})", file=sys.stderr)
+    print(page)   # the last line is the page, for scripts
+    return 0
+
+
 def register(sub) -> None:
     """Add `eval`, `runs`, `report`, `compare` and `learning-curve` to cnnlab's sub-commands."""
     e = add_command(sub, "eval", "re-evaluate a run's saved weights on a split", [
@@ -118,3 +166,30 @@ def register(sub) -> None:
     lc.add_argument("--score-set", default="test", help="the probes' scored set to plot (as in its results table)")
     lc.add_argument("--title", default="", help="the figure's title (default: none)")
     lc.set_defaults(func=_cmd_learning_curve)
+
+    rb = add_command(sub, "robust", "test accuracy under JPEG and the CIFAR-10-C common corruptions", [
+        "cnnlab robust runs/004-a-20261204-101500                       # 2,000 test images, 19 corruptions",
+        "cnnlab robust runs/004-a-20261204-101500 --test-subset 0 --out robust-004-a   # every test image",
+        "cnnlab robust runs/004-a-20261204-101500 --corruptions noise,fog --severity 3"],
+        description="Accuracy of a classification run on its test images JPEG-compressed (quality 95/75/50, "
+                    "4:2:0) and under the common corruptions of CIFAR-10-C (Hendrycks & Dietterich 2019: noise, "
+                    "blur, weather, digital; five severities), generated on the fly; the mean corruption accuracy "
+                    "over the 15 benchmark corruptions; a table and a plot. Writes robust.json, robust.html and "
+                    "robust.md to <run>/robust/ (or --out), which the run's report then shows.")
+    add_run_arg(rb)
+    rb.add_argument("--test-subset", type=int, default=2000, metavar="N",
+                    help="a stratified, seeded subset of N test images (default 2000; 0 = all: 19 corruptions x 5 "
+                         "severities of 10,000 images is slow on a CPU)")
+    rb.add_argument("--corruptions", type=_corruption_list, default=None, metavar="LIST",
+                    help="comma-separated: all (default), benchmark (the 15), none, a group (noise, blur, weather, "
+                         "digital) or names (gaussian_noise, fog, ...)")
+    rb.add_argument("--severity", action="append", type=int, metavar="S", help="repeatable, 1..5 (default: all five)")
+    rb.add_argument("--jpeg", type=lambda t: [int(q) for q in t.split(",") if q.strip()], default=[95, 75, 50],
+                    metavar="QS", help="JPEG qualities, comma-separated (default 95,75,50; '' for none)")
+    rb.add_argument("--split", default="test", choices=["train", "val", "test"], help="the split (default test)")
+    rb.add_argument("--seed", type=int, default=0, help="seed of the subset and of the corruptions (default 0)")
+    rb.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: eval_batch_size)")
+    add_out_flag(rb, "folder for robust.json / robust.html / robust.md (default: <run>/robust)")
+    add_data_dir_flag(rb, for_run=True)
+    add_device_flag(rb)
+    rb.set_defaults(func=_cmd_robust)

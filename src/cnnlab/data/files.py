@@ -109,6 +109,20 @@ def _images_in(folder: Path) -> list[str]:
     return sorted(found, key=lambda p: Path(p).relative_to(folder).as_posix())
 
 
+def _split_folders(folder: Path) -> Optional[list[str]]:
+    """The split folders (train/, val/, valid/, validation/, test/) of a pre-split root whose every
+    sub-folder is one and holds class folders, in train/val/test order; else None."""
+    from cnnlab.data.folder import SPLIT_ROLES
+
+    names = sorted(e.name for e in os.scandir(folder) if e.is_dir() and _visible(e.name))
+    if not names or any(n.lower() not in SPLIT_ROLES for n in names):
+        return None
+    if not all(_class_folders(folder / n) for n in names):
+        return None
+    order = {"train": 0, "val": 1, "test": 2}
+    return sorted(names, key=lambda n: order[SPLIT_ROLES[n.lower()]])
+
+
 def _class_folders(folder: Path) -> Optional[list[str]]:
     """Sorted names of the class sub-folders when ``folder`` is a folder of class folders (no loose
     images, at least one visible sub-folder holding images), else None."""
@@ -123,7 +137,8 @@ def find_image_files(paths: Sequence[str | Path]) -> ImageListing:
     """The image files named by ``paths``: files as given, folders expanded (recursively, sorted).
 
     A folder of class folders (folder/<class>/*.png and nothing loose) labels each image with its
-    sub-folder's name, so the caller can score the predictions. DataError when nothing is found.
+    sub-folder's name, so the caller can score the predictions; a pre-split root (train/, val/,
+    test/ of class folders, as training reads it) labels each image with its class folder too. DataError when nothing is found.
     """
     listing = ImageListing([], [])
     for raw in paths:
@@ -133,7 +148,14 @@ def find_image_files(paths: Sequence[str | Path]) -> ImageListing:
             listing.groups.append(None)
         elif path.is_dir():
             classes = _class_folders(path)
-            if classes is None:
+            split_roots = _split_folders(path) if classes is not None else None
+            if split_roots:   # a pre-split root (train/, val/, test/ of class folders), as training reads it
+                for split in split_roots:
+                    for name in _class_folders(path / split) or []:
+                        found = _images_in(path / split / name)
+                        listing.files += found
+                        listing.groups += [name] * len(found)
+            elif classes is None:
                 found = _images_in(path)
                 listing.files += found
                 listing.groups += [None] * len(found)

@@ -25,6 +25,9 @@ def _subset(ds: Optional[ArrayDataset], size: Optional[Union[int, float]], seed:
     return ds.subset(chosen)
 
 
+PRESPLIT_VAL_FRACTION = 0.1   # data.val_size a pre-split folder too small for the configured count falls back to
+
+
 def _carve_val(train: ArrayDataset, val_size: Union[int, float], seed: int) -> tuple[ArrayDataset, Optional[ArrayDataset]]:
     """(train, val): data.val_size images carved from train, stratified & seeded; val None for 0."""
     n_val = resolve_count(val_size, len(train), "data.val_size")
@@ -32,7 +35,7 @@ def _carve_val(train: ArrayDataset, val_size: Union[int, float], seed: int) -> t
         return train, None
     if n_val >= len(train):
         raise DataError(f"data.val_size: {val_size!r} leaves no training images of {len(train)}; "
-                        "use a smaller count or fraction")
+                        f"set a smaller count or a fraction, e.g. -o data.val_size=0.1 (or 0: no validation split)")
     val_idx, train_idx = stratified_split(train.labels, n_val, len(train.classes), seed, "val", "data.val_size")
     return train.subset(train_idx), train.subset(val_idx)
 
@@ -52,7 +55,20 @@ def _load_folder(cfg: DataConfig, root: Optional[str], seed: int):
             raise DataError(f"data.val_size: {cfg.val_size!r} is not used with {root}: it has its own "
                             f"{data.layout.splits['val'].name}/ split; set data.val_size: 0")
     else:
-        train, val = _carve_val(train, cfg.val_size, seed)
+        val_size = cfg.val_size
+        if isinstance(val_size, int) and not isinstance(val_size, bool) and val_size * 2 > len(train):
+            # A count meant for CIFAR (e.g. 5000) on a small train/ folder: a tenth of it instead, said once.
+            fraction = PRESPLIT_VAL_FRACTION
+            if round(fraction * len(train)) < len(train.classes):
+                raise DataError(f"data.val_size: {val_size} is more than half of the {len(train)} images of "
+                                f"{data.layout.splits['train']}, too few for a validation split per class; "
+                                "set -o data.val_size=0 (no validation) or add a val/ folder")
+            import sys
+            print(f"note: data.val_size {val_size} is more than half of the {len(train)} images of "
+                  f"{data.layout.splits['train']}: validating on {fraction:.0%} of them instead "
+                  "(set -o data.val_size=N or a fraction to choose)", file=sys.stderr)
+            val_size = fraction
+        train, val = _carve_val(train, val_size, seed)
     return train, val, test
 
 

@@ -37,6 +37,12 @@ class FilePredictions:
     unscored_folders: list[str] = field(default_factory=list)  # class folders that are not run classes
     tta: bool | str = False   # false, "flip" or "flip+translate" (train/predict.py TTA_SHIFTS)
 
+    def __repr__(self) -> str:
+        acc = self.metrics
+        scored = f", accuracy {100 * acc['accuracy']:.2f}% on {acc['n']} labelled" if acc else ""
+        return (f"FilePredictions({len(self.files)} file(s), {len(self.classes)} classes{scored}, "
+                f"{len(self.failed)} unreadable)")
+
     @property
     def scored(self) -> np.ndarray:
         return self.labels >= 0
@@ -139,17 +145,19 @@ def to_json(result: FilePredictions, top_k: int = 3, run_dir: Optional[Path] = N
 
 
 def to_csv(result: FilePredictions, top_k: int = 3) -> str:
-    """One row per file: path, label (class folder, if any), top-k class/probability pairs, error
-    (the reason, for files that could not be read; their prediction cells are empty)."""
+    """One row per file: path, true_label (its class folder, if any), pred_label (the most probable
+    class), top-k class/probability pairs, error (the reason, for files that could not be read;
+    their prediction cells are empty)."""
     k = max(1, min(top_k, len(result.classes)))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "label"] + [f"{h}_{i}" for i in range(1, k + 1) for h in ("class", "prob")] + ["error"])
+    writer.writerow(["path", "true_label", "pred_label"]
+                    + [f"{h}_{i}" for i in range(1, k + 1) for h in ("class", "prob")] + ["error"])
     for path, top, label in zip(result.files, result.top(k), result.labels):
         cells = [c for pair in top for c in (pair[0], f"{pair[1]:.6f}")]
-        writer.writerow([path, result.classes[label] if label >= 0 else ""] + cells + [""])
+        writer.writerow([path, result.classes[label] if label >= 0 else "", top[0][0]] + cells + [""])
     for path, reason in result.failed.items():
-        writer.writerow([path, ""] + [""] * (2 * k) + [reason])
+        writer.writerow([path, "", ""] + [""] * (2 * k) + [reason])
     return buffer.getvalue()
 
 

@@ -91,17 +91,28 @@ def _write(path: Path, key: dict[str, Any], features: np.ndarray, labels: np.nda
 
 
 def cached_features(run: Any, layer: str, split: str, recompute: bool = False,
-                    batch_size: int | None = None, device: str | None = None) -> FeatureSet:
+                    batch_size: int | None = None, device: str | None = None,
+                    folder: str | Path | None = None) -> FeatureSet:
     """Features of ``layer`` on ``split`` of a loaded run (``cnnlab.runs.load_run``), from the cache
     when it is current, else extracted with the run's model and normalizer and saved.
 
     The model and the data are touched only on a cache miss (a lazy handle loads nothing else).
     ``batch_size`` defaults to the run's eval_batch_size; ``device`` moves the model there first.
+    ``folder`` (``--out``): features are saved under ``folder/<layer>/<split>.npz`` instead of the
+    run's ``features/``, which is then only read (a current file there is used, never written).
     """
     run_dir = Path(run.run_dir)
     path = features_path(run_dir, layer, split)
     key = json.loads(json.dumps(cache_key(run_dir, Path(run.weights_path), layer, split), sort_keys=True))
-    if not recompute:
+    if folder is not None:
+        own = path
+        path = Path(folder) / layer / f"{split}.npz"
+        if not recompute:
+            for candidate in (path, own):
+                found = _read(candidate, key)
+                if found is not None:
+                    return found
+    elif not recompute:
         found = _read(path, key)
         if found is not None:
             return found

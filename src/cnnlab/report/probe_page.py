@@ -186,14 +186,15 @@ def probe_dir(run_dir: str | Path, name: str) -> Path:
     return Path(run_dir) / PROBES / name
 
 
-def write_probe_page(result: ProbeResult, run_dir: str | Path) -> Path:
-    """Write the probe's page, figures and results.json under ``<run>/probes/<name>/``; returns report.html.
+def write_probe_page(result: ProbeResult, run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Write the probe's page, figures and results.json under ``<run>/probes/<name>/`` (or
+    ``out_dir``: the run folder is then left alone); returns report.html.
 
     Every file is written atomically, figures first, so the page never links a missing figure;
     figures of an earlier probe of the same name that this one no longer draws are removed.
     """
     run_dir = Path(run_dir)
-    out = probe_dir(run_dir, result.spec.folder_name())
+    out = Path(out_dir) if out_dir is not None else probe_dir(run_dir, result.spec.folder_name())
     title = f"Probe {result.spec.folder_name()} of {run_dir.name}"
     sections = build_sections(result, run_dir.name)
     write_figures(out / "figures", figures_of(sections))

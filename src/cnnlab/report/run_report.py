@@ -328,6 +328,21 @@ def render_run_report(run: RunData, images: Mapping[str, Any] | None = None,
                           markdown=render_markdown(title, sections, notes), figures=figures_of(sections))
 
 
+def _robust_sections(run_dir: Path) -> list[Section]:
+    """The robustness section when `cnnlab robust RUN` left <run>/robust/robust.json (opt-in: the
+    evaluation is too slow on a CPU to run with every report)."""
+    from cnnlab.evaluate.robust import read_robustness, robust_dir
+    from cnnlab.report.robust_page import robust_section
+
+    result = read_robustness(robust_dir(run_dir))
+    if not result:
+        return []
+    try:
+        return [robust_section(result)]
+    except (KeyError, TypeError, ValueError):   # a robust.json of another shape: the report goes on without it
+        return []
+
+
 def write_run_report(run_dir: Path, images: dict[str, np.ndarray] | None = None,
                      extra_sections: list[Section] | None = None) -> tuple[Path, Path]:
     """Write ``run_dir/report.html`` (self-contained) and ``run_dir/report.md`` with PNGs in ``run_dir/figures/``.
@@ -336,11 +351,13 @@ def write_run_report(run_dir: Path, images: dict[str, np.ndarray] | None = None,
     images (numpy or torch) in the order of its predictions (row i of predictions/<split>.npz
     is images[i]); without it the examples are tables only (or reuse grids an earlier report
     drew from the same predictions). ``extra_sections`` are added to the page (see
-    ``render_run_report``). Missing parts of the run are listed at the top of the
+    ``render_run_report``); a robustness section follows when ``<run>/robust/robust.json`` exists
+    (``cnnlab robust``). Missing parts of the run are listed at the top of the
     report. Every file is written atomically; stale figures of an earlier report are removed.
     Returns (html_path, md_path).
     """
     run_dir = Path(run_dir)
+    extra_sections = list(extra_sections or []) + _robust_sections(run_dir)
     report = render_run_report(load_run_data(run_dir), images, extra_sections=extra_sections)
     write_figures(run_dir / "figures", report.figures)
     md_path = write_text_atomically(run_dir / "report.md", report.markdown)

@@ -132,6 +132,8 @@ class SiameseTask(Task):
             "explain": "Grad-CAM and class activations need class scores, which a siamese twin does not have; "
                        "use cnnlab probe on its embeddings instead",
             "teacher": "a siamese run has no class predictions to teach a student with; use a classification run",
+            "robust": "a siamese run has no class scores to measure under corruptions; cnnlab robust needs a "
+                      "classification run",
             "source": "a siamese run's weights are a twin (body.* and head.*), which cnnlab does not load into a "
                       "classifier as a transfer source; start from a classification run",
         }

@@ -137,7 +137,7 @@ class Task:
 
     def unsupported(self, command: str) -> Optional[str]:
         """A one-line message when `command` (predict, export, explain, probe, eval, report,
-        compare, source, teacher) means nothing for this task's runs; None when it applies."""
+        compare, source, teacher, robust) means nothing for this task's runs; None when it applies."""
         return None
 
     def require(self, command: str) -> None:
