@@ -64,8 +64,7 @@ def kill_in_sweep(kill_in: str, epoch: int, step: int) -> None:
     original = sweep.run_experiment
 
     def run(cfg, *args, resume=None, callbacks=None, seed_suffix=None, **kwargs):
-        if epoch != -1 and _is_target(kill_in, kwargs.get("runs_dir", args[0] if args else "runs"), resume,
-                                      seed_suffix):
+        if _is_target(kill_in, kwargs.get("runs_dir", args[0] if args else "runs"), resume, seed_suffix):
             if epoch == BETWEEN:
                 die()
             callbacks = list(callbacks or []) + [KillAt(epoch, step)]
@@ -89,7 +88,8 @@ def main(argv: list[str]) -> int:
     if args.cli:
         from cnnlab.cli import main as cli_main
 
-        kill_in_sweep(args.kill_in, args.kill_epoch, args.kill_step)
+        if args.kill_epoch != -1:   # (a test may call main in its own process for a reference)
+            kill_in_sweep(args.kill_in, args.kill_epoch, args.kill_step)
         return cli_main(json.loads(args.cli))
     cfg = None if args.resume else load_experiment(args.recipe, json.loads(args.overrides))
     # run_experiment: the task (with a teacher when distill.teacher is set) as `cnnlab train` builds it

@@ -69,7 +69,8 @@ def kill_and_resume(data_dir, runs, kills, after_kill=None, **kw) -> Path:
 
 def reference_of(data_dir, runs, overrides=(), recipe=None) -> Path:
     """The uninterrupted run, trained in this process (no interpreter to start) by the worker's own code."""
-    argv = [str(data_dir), str(runs), "-1", "-1", json.dumps(list(overrides))] + (["--recipe", str(recipe)] if recipe else [])
+    argv = [str(data_dir), str(runs), "-1", "-1", json.dumps(list(overrides))]
+    argv += ["--recipe", str(recipe)] if recipe else []
     assert resume_worker.main(argv) == 0
     return only_run(runs)
 
