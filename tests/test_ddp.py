@@ -300,3 +300,31 @@ def test_checks_name_the_fix():
     check_task(ClassificationTask(), world)
     with pytest.raises(ValueError, match="without --nproc"):
         check_task(Task(), world)
+
+
+def test_a_rank_killed_under_the_launcher_ends_it_naming_the_rank_and_two_ranks_resume_bitwise(
+        experiment, tiny_cifar, tmp_path, two_ranks):
+    """torchrun (what `cnnlab train --nproc` runs) with rank 1 SIGKILLed mid epoch 2: the launcher
+    ends within a bound, naming rank 1 and its signal; the run resumed on 2 ranks equals the
+    uninterrupted 2-rank run tensor for tensor (the same world size: the same sums in the same order)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(WORKER),
+           "1", "KILL", str(MID_EPOCH_2), "--", *train_args(experiment, tmp_path / "runs", tiny_cifar,
+                                                            "--ddp-timeout", "20")]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert time.monotonic() - started < 20 + 60, "the launcher outlived the dead rank by more than the bound"
+    assert proc.returncode != 0
+    report = proc.stderr
+    assert re.search(r"rank\s*:\s*1 \(local_rank: 1\)", report) and "-9" in report, report[-3000:]
+    run = only_run(tmp_path / "runs")
+    assert len(rows(run)) == 1 and not (run / "model.safetensors").exists()
+    proc = run_cli("train", "--resume", str(run), "--data-dir", str(tiny_cifar), "-q", "--no-report", "--nproc", "2",
+                   timeout=TIMEOUT, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, failure(proc)
+    reference = seed0_run(two_ranks)
+    a, b = weights(run), weights(reference)
+    assert a.keys() == b.keys() and not [k for k in a if not torch.equal(a[k], b[k])], "weights bitwise equal"
+    strip = lambda r: [{k: v for k, v in row.items() if k not in ("seconds", "images_per_sec")}  # noqa: E731
+                       for row in rows(r)]
+    assert strip(run) == strip(reference)
