@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import sys
 from pathlib import Path
 
@@ -66,6 +67,9 @@ def _one_line(err: BaseException, args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    # matplotlib warns once per missing mathtext font (STIX, cm*) when a figure is drawn; the figures
+    # fall back to DejaVu Sans and are fine, and the warnings buried a run's result block.
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     args.argv = argv   # `train --nproc N` runs the same command under torchrun
     from cnnlab.config import ConfigError
 
