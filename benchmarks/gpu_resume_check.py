@@ -26,23 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TIMING = {"seconds", "images_per_sec"}
-
-
-class KillAt:
-    """Callback: SIGKILL this process right after the optimizer step (epoch, step)."""
-
-    def __init__(self, epoch: int, step: int):
-        self.epoch, self.step, self.current = epoch, step, -1
-
-    def on_train_begin(self, logs): ...
-    def on_epoch_begin(self, epoch, logs):
-        self.current = epoch
-    def on_epoch_end(self, epoch, logs): ...
-    def on_train_end(self, logs): ...
-
-    def on_batch_end(self, step, logs):
-        if (self.current, step) == (self.epoch, self.step):
-            os.kill(os.getpid(), signal.SIGKILL)
+sys.path.insert(0, str(REPO / "tests"))
+from resume_worker import KillAt  # noqa: E402  (the SIGKILL-after-step callback the CPU resume tests use)
 
 
 def worker(recipe: str, runs_dir: str, data_dir: str, epoch: int, step: int, overrides: list[str]) -> None:

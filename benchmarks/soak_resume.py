@@ -45,18 +45,12 @@ import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 import resume_worker  # noqa: E402
-from engine_helpers import make_learnable_cifar10, tiny_overrides  # noqa: E402
+from engine_helpers import STATEFUL_OVERRIDES, make_learnable_cifar10, tiny_overrides  # noqa: E402
 from cnnlab.runfolder import find_runs  # noqa: E402
 
 KILLED = -signal.SIGKILL
 TIMING = ("seconds", "images_per_sec")
-STATE = tiny_overrides(
-    epochs=6, batch_size=32, **{"schedule.name": "cosine", "schedule.warmup_epochs": 1, "schedule.min_lr": 1e-5,
-                                "regularization.ema": 0.9, "regularization.l2": 1e-3,
-                                "regularization.label_smoothing": 0.1, "early_stopping.patience": 2,
-                                "early_stopping.monitor": "val_loss", "early_stopping.min_delta": 10,
-                                "augment.hflip": "true", "augment.crop_padding": 2,
-                                "optimizer.lookahead": "{every: 2, decay: 0.8, ramp: 1.0}"})
+STATE = STATEFUL_OVERRIDES   # the run of tests/test_engine_resume_state.py
 TRANSFER = tiny_overrides(batch_size=16, **{
     "stages": "[{steps: 16, trainable: head, optimizer: sgd, lr: 0.01}, {epochs: 1, trainable: all, lr: 0.0005}]",
     "schedule.name": "cosine", "augment.hflip": "true"})

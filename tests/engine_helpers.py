@@ -54,6 +54,18 @@ def tiny_overrides(**extra) -> list[str]:
     return [f"{k}={v}" for k, v in base.items()]
 
 
+# A run that exercises every piece of resume state: schedule, EMA, L2, label smoothing, early
+# stopping (an impossible min_delta stops it after epoch 3 of 6), augmentation and Lookahead.
+# The SIGKILL tests (test_engine_resume_state.py) and benchmarks/soak_resume.py train it.
+STATEFUL_OVERRIDES = tiny_overrides(
+    epochs=6, batch_size=32, **{"schedule.name": "cosine", "schedule.warmup_epochs": 1, "schedule.min_lr": 1e-5,
+                                "regularization.ema": 0.9, "regularization.l2": 1e-3,
+                                "regularization.label_smoothing": 0.1, "early_stopping.patience": 2,
+                                "early_stopping.monitor": "val_loss", "early_stopping.min_delta": 10,
+                                "augment.hflip": "true", "augment.crop_padding": 2,
+                                "optimizer.lookahead": "{every: 2, decay: 0.8, ramp: 1.0}"})
+
+
 def cnnlab_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "cnnlab", *args]
 

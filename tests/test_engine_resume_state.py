@@ -13,19 +13,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine_helpers import REPO, run_cli, tiny_overrides
+from engine_helpers import REPO, STATEFUL_OVERRIDES, run_cli, tiny_overrides
 
 WORKER = REPO / "tests" / "resume_worker.py"
 # 180 train images, batch 32: 6 steps an epoch (the last one of 20 images). Early stopping on
 # val_loss with an impossible min_delta stops the run after epoch 3 of 6, so its counters, the
 # best-weights record and the stop itself must all survive the kills.
-OVERRIDES = tiny_overrides(
-    epochs=6, batch_size=32, **{"schedule.name": "cosine", "schedule.warmup_epochs": 1, "schedule.min_lr": 1e-5,
-                                "regularization.ema": 0.9, "regularization.l2": 1e-3,
-                                "regularization.label_smoothing": 0.1, "early_stopping.patience": 2,
-                                "early_stopping.monitor": "val_loss", "early_stopping.min_delta": 10,
-                                "augment.hflip": "true", "augment.crop_padding": 2,
-                                "optimizer.lookahead": "{every: 2, decay: 0.8, ramp: 1.0}"})
+OVERRIDES = STATEFUL_OVERRIDES
 STEPS_PER_EPOCH = 6
 TIMING = ("seconds", "images_per_sec")
 

@@ -61,7 +61,7 @@ class ReportWriter(Callback):
             images = {name: getattr(splits, name).images.numpy() for name in ("train", "val", "test")
                       if getattr(splits, name) is not None}
         try:
-            write_run_report(run_dir, images=images, extra_sections=self._gradcam(run))
+            write_run_report(run_dir, images=images, extra_sections=self._gradcam(run, splits))
         except Exception as err:  # noqa: BLE001
             self.log(f"warning: could not write the report: {err}; retry with: cnnlab report {run_dir}")
         for write_page in task_pages(run.task):
@@ -70,10 +70,11 @@ class ReportWriter(Callback):
             except Exception as err:  # noqa: BLE001 (the run and its main report are saved)
                 self.log(f"warning: could not write the {run.task_name} page: {err}")
 
-    def _gradcam(self, run) -> list:
+    def _gradcam(self, run, splits) -> list:
         """Grad-CAM over the most confident wrong test images, or [] (said in the log) when it cannot
-        be made: the report goes out without it rather than not at all."""
-        test = getattr(run.splits, "test", None) if "splits" in run.__dict__ else None
+        be made: the report goes out without it rather than not at all. `splits`: the data the run
+        trained on (None: no section, rather than loading the data again)."""
+        test = getattr(splits, "test", None) if splits is not None else None
         if self.model is None or test is None or run.task.unsupported("explain"):
             return []
         try:
@@ -84,7 +85,7 @@ class ReportWriter(Callback):
             if predictions is None:
                 return []
             return [gradcam_section(self.model, run.normalizer, test.images, predictions.probs,
-                                    predictions.labels, list(run.splits.classes), predictions.indices)]
+                                    predictions.labels, list(splits.classes), predictions.indices)]
         except Exception as err:  # noqa: BLE001 (the report is worth more than this one section)
             self.log(f"warning: no Grad-CAM section in the report: {err}")
             return []

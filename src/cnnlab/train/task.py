@@ -113,20 +113,21 @@ class Task:
         """(loss, accuracy) of `model` on the dataset `ds` (eval mode), for the metrics row."""
         raise NotImplementedError
 
-    def outputs(self, model: nn.Module, ds, ctx) -> Optional[np.ndarray]:
-        """Probabilities N x K to save as predictions/<split>.npz (None: nothing to save)."""
-        return None
+    def evaluate_split(self, model: nn.Module, ds, ctx, name: str) -> tuple[float, float, Optional[np.ndarray]]:
+        """(loss, accuracy, probabilities N x K to save as predictions/<name>.npz or None) of one
+        split in the final evaluation; by default `score`, with nothing to save."""
+        return (*self.score(model, ds, ctx), None)
 
     def evaluate(self, model: nn.Module, splits, ctx, *, evaluate_train: bool = True, tta=None) -> Evaluation:
-        """Score every split with `score`, and keep `outputs` as predictions."""
+        """Every split through `evaluate_split`; a task with test-time views adds them."""
         result = Evaluation()
         for name in SPLITS:
             ds = scored_split(splits, name, evaluate_train)
             if ds is None:
                 result.numbers[f"{name}_loss"] = result.numbers[f"{name}_acc"] = None
                 continue
-            result.numbers[f"{name}_loss"], result.numbers[f"{name}_acc"] = self.score(model, ds, ctx)
-            probs = self.outputs(model, ds, ctx)
+            loss, acc, probs = self.evaluate_split(model, ds, ctx, name)
+            result.numbers[f"{name}_loss"], result.numbers[f"{name}_acc"] = loss, acc
             if probs is not None:
                 result.predictions[name] = (probs, ds)
         return result
@@ -196,20 +197,16 @@ class ClassificationTask(Task):
                        ctx.channels_last, world=ctx.world)
         return res.loss, res.accuracy
 
+    def evaluate_split(self, model: nn.Module, ds, ctx, name: str) -> tuple[float, float, Optional[np.ndarray]]:
+        res = evaluate(model, ds.images, ds.labels, ctx.normalizer, ctx.eval_batch_size, ctx.amp_dtype,
+                       ctx.channels_last, ctx.world)
+        keep = name != "train" or res.logits.numel() <= MAX_SAVED_PROBS
+        return res.loss, res.accuracy, probabilities(res.logits).numpy() if keep else None
+
     def evaluate(self, model: nn.Module, splits, ctx, *, evaluate_train: bool = True, tta=None) -> Evaluation:
-        """Loss and accuracy of every split, their probabilities, and with `tta` a test row scored on
-        the mean probabilities of the test-time views (predictions/test_tta.npz)."""
-        result = Evaluation()
-        for name in SPLITS:
-            ds = scored_split(splits, name, evaluate_train)
-            if ds is None:
-                result.numbers[f"{name}_loss"] = result.numbers[f"{name}_acc"] = None
-                continue
-            res = evaluate(model, ds.images, ds.labels, ctx.normalizer, ctx.eval_batch_size, ctx.amp_dtype,
-                           ctx.channels_last, ctx.world)
-            result.numbers[f"{name}_loss"], result.numbers[f"{name}_acc"] = res.loss, res.accuracy
-            if name != "train" or res.logits.numel() <= MAX_SAVED_PROBS:
-                result.predictions[name] = (probabilities(res.logits).numpy(), ds)
+        """Loss, accuracy and probabilities of every split, and with `tta` a test row scored on the
+        mean probabilities of the test-time views (predictions/test_tta.npz)."""
+        result = super().evaluate(model, splits, ctx, evaluate_train=evaluate_train)
         test = scored_split(splits, "test")
         if tta and test is not None:
             probs = tta_probabilities(model, test.images, ctx.normalizer, ctx.eval_batch_size, tta, ctx.amp_dtype,
