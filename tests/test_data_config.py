@@ -9,7 +9,7 @@ from cnnlab.data import AugmentConfig, DataConfig
 def test_defaults_are_valid():
     assert DataConfig().normalize == "per_channel"
     assert not any(getattr(AugmentConfig(), f.name) for f in dataclasses.fields(AugmentConfig)
-                   if f.name != "crop_pad_mode")
+                   if f.name not in ("crop_pad_mode", "jpeg_p"))   # jpeg_p only acts with jpeg_quality
 
 
 def test_keras_aliases_map_onto_fields():

@@ -1,7 +1,8 @@
 """Training-time augmentation as batched tensor ops on the training device.
 
 Order per batch: horizontal flip -> pad + random crop -> rotation/shift (one affine grid) ->
-cutout. Every random draw comes from the caller's torch.Generator (on the batch's device), so a
+[on pixel values: TrivialAugment -> JPEG re-encoding] -> cutout. The pixel-value stage undoes the
+normalization, rounds to 8-bit levels (as a decoded image has), applies its ops and normalizes again. Every random draw comes from the caller's torch.Generator (on the batch's device), so a
 run is reproducible and resumable bitwise from the generator's state.
 """
 from __future__ import annotations
@@ -11,6 +12,8 @@ import torch.nn.functional as F
 
 from .config import AugmentConfig
 from .errors import DataError
+from .jpeg_augment import jpeg_batch
+from .trivial_augment import BINS, OPS, trivial_augment
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -69,10 +72,17 @@ def cutout(x: torch.Tensor, size: int, top: torch.Tensor, left: torch.Tensor) ->
 class Augmenter:
     """Applies an AugmentConfig to normalized float batches (N x C x H x W) on any device."""
 
-    def __init__(self, cfg: AugmentConfig) -> None:
+    def __init__(self, cfg: AugmentConfig, normalizer=None) -> None:
+        """``normalizer`` (data/normalize.py) maps pixel values to the batches' units and back; the
+        pixel-value ops (trivial_augment, jpeg_quality) need it."""
         self.cfg = cfg
+        self.normalizer = normalizer
+        self.pixel_ops: bool = bool(cfg.trivial_augment or cfg.jpeg_quality)
         self.enabled: bool = bool(cfg.hflip or cfg.crop_padding or cfg.width_shift or cfg.height_shift
-                                  or cfg.rotation or cfg.cutout)
+                                  or cfg.rotation or cfg.cutout or self.pixel_ops)
+        if self.pixel_ops and normalizer is None:
+            raise DataError("augment.trivial_augment / augment.jpeg_quality work on pixel values: build the "
+                            "Augmenter with the run's normalizer, Augmenter(cfg, normalizer=...)")
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator, part: tuple[int, int] | None = None) -> torch.Tensor:
         """An augmented copy of x; all randomness drawn from `generator` (on x's device).
@@ -114,6 +124,8 @@ class Augmenter:
             sx = uniform(-cfg.width_shift, cfg.width_shift)
             sy = uniform(-cfg.height_shift, cfg.height_shift)
             x = affine(x, degrees, sx, sy)
+        if self.pixel_ops:
+            x = self._pixel_stage(x, rand, randint)
         if cfg.cutout:
             if cfg.cutout > min(h, w):
                 raise DataError(f"augment.cutout: {cfg.cutout} px is larger than the {h} x {w} images; use a smaller side")
@@ -121,6 +133,22 @@ class Augmenter:
             left = randint(w - cfg.cutout + 1)
             x = cutout(x, cfg.cutout, top, left)
         return x
+
+    def _pixel_stage(self, x: torch.Tensor, rand, randint) -> torch.Tensor:
+        """TrivialAugment, then JPEG, on 8-bit pixel levels; the draws are made for every row
+        whether or not its image is changed, so the generator's stream never depends on content."""
+        cfg = self.cfg
+        pixels = torch.round(self.normalizer.to_pixels(x)).clamp(0, 255)
+        if cfg.trivial_augment:
+            op, level, sign = randint(len(OPS)), randint(BINS), rand() < 0.5
+            pixels = trivial_augment(pixels, op, level, sign)
+        if cfg.jpeg_quality:
+            low, high = cfg.jpeg_quality
+            quality = low + randint(high - low + 1)
+            chosen = (rand() < cfg.jpeg_p).nonzero().squeeze(1)
+            if len(chosen):
+                pixels = pixels.index_copy(0, chosen, jpeg_batch(pixels[chosen], quality[chosen]))
+        return self.normalizer(pixels)
 
     def __repr__(self) -> str:
         return f"Augmenter({self.cfg})"

@@ -63,6 +63,10 @@ class AugmentConfig:
     height_shift: float = 0.0  # fraction of height
     rotation: float = 0.0  # degrees; uniform in [-r, r] (Keras rotation_range)
     cutout: int = 0  # side in px of one square zeroed per image (0 = off)
+    # Robustness to real-world inputs (issue 40), both on pixel values before normalization:
+    trivial_augment: bool = False  # TrivialAugment (wide): one random op at a random magnitude per image
+    jpeg_quality: list[int] = field(default_factory=list)  # [low, high]: JPEG 4:2:0 at a random quality in low..high ([] = off)
+    jpeg_p: float = 0.5  # the share of images that jpeg_quality re-encodes
 
     _aliases: ClassVar[dict[str, str]] = {
         "rotation_range": "rotation",
@@ -87,6 +91,14 @@ class AugmentConfig:
         _check_min("augment.cutout", self.cutout, 0, "use a whole number of pixels >= 0")
         if not isinstance(self.cutout, int):
             raise ValueError(f"augment.cutout: {self.cutout!r} is not allowed; use a whole number of pixels >= 0")
+        quality = self.jpeg_quality
+        if quality and (len(quality) != 2 or not all(isinstance(q, int) and not isinstance(q, bool) and 1 <= q <= 100
+                                                      for q in quality) or quality[0] > quality[1]):
+            raise ValueError(f"augment.jpeg_quality: {quality!r} is not allowed; use [low, high] with whole numbers "
+                             "1 <= low <= high <= 100 (e.g. [30, 95]), or [] for off")
+        _check_min("augment.jpeg_p", self.jpeg_p, 0, "use a probability in [0, 1]")
+        if self.jpeg_p > 1:
+            raise ValueError(f"augment.jpeg_p: {self.jpeg_p!r} is not allowed; use a probability in [0, 1]")
 
 
 @dataclass

@@ -100,6 +100,11 @@ class Normalizer:
             raise DataError(f"normalizer fitted on {scale.shape[1]} channels, batch has {batch_uint8.shape[1]}")
         return torch.addcmul(shift, batch_uint8.float(), scale)
 
+    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of a call: normalized float batch -> float pixel values (0..255 units)."""
+        scale, shift = self._stats_on(x.device)
+        return (x - shift) / scale
+
     def state_dict(self) -> dict:
         """Plain tensors and str only (loadable with torch.load(weights_only=True))."""
         return {"kind": self.kind, "mean": self.mean.clone(), "std": self.std.clone()}

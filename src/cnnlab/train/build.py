@@ -159,7 +159,7 @@ def _engine(cfg, model, task, normalizer, train_x, train_y, device, amp_dtype, c
     plan = plan_stages(cfg.stages, steps, cfg.epochs, cfg.optimizer)
     ema = ModelEMA(model, cfg.regularization.ema) if cfg.regularization.ema else None
     lookahead = Lookahead(model, cfg.optimizer.lookahead, plan[-1].end_step) if cfg.optimizer.lookahead else None
-    return Engine(cfg=cfg, model=model, task=task, normalizer=normalizer, augmenter=Augmenter(cfg.augment),
+    return Engine(cfg=cfg, model=model, task=task, normalizer=normalizer, augmenter=Augmenter(cfg.augment, normalizer),
                   train_x=train_x, train_y=train_y, shuffle_gen=torch.Generator().manual_seed(cfg.seed),
                   augment_gen=torch.Generator(device=device).manual_seed(cfg.seed + 1), device=device,
                   amp_dtype=amp_dtype, channels_last=channels_last, steps_per_epoch=steps, plan=plan,
