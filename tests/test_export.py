@@ -83,6 +83,30 @@ def test_torch_formats_round_trip_with_the_contract(real: RealRuns, tmp_path: Pa
     assert "N x 2 class probabilities" in contract["output"]   # the sigmoid head as [1 - p, p]
 
 
+def test_logits_export_gives_the_raw_scores_beside_the_probabilities_file(real: RealRuns, tmp_path: Path, capsys) -> None:
+    run_dir = copy_run(real.base, tmp_path)
+    args = parse("export", str(run_dir), "--output", "logits")
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    path = run_dir / "model-logits.onnx"
+    assert f"{path}  (" in out and "max abs diff of logits vs PyTorch" in out and "argmax agreement 100.00%" in out
+    assert not (run_dir / "model.onnx").exists()   # the probabilities file is another name
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].name == "logits"
+    logits = session.run(None, {"images": real.test_images})[0].astype(np.float64)
+    assert logits.shape == (len(real.test_images), len(CLASS_NAMES))
+    assert np.abs(logits.sum(axis=1) - 1).max() > 1e-3        # not probabilities
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    assert np.abs(e / e.sum(axis=1, keepdims=True) - saved_probs(real.base)).max() < 1e-5
+    contract = read_contract(path)
+    assert contract["output.name"] == "logits" and "logits (softmax gives" in contract["output"]
+    binary = export_run(load_run(real.binary), "torchscript", out=tmp_path / "b.pt", output="logits")
+    assert binary.check.ok and binary.check.saved_max_abs_diff < 1e-5   # one-logit head vs saved [1 - p, p]
+    assert "N x 1 logit of class" in read_contract(tmp_path / "b.pt")["output"]
+    with pytest.raises(ValueError, match="unknown export output 'scores'"):
+        export_run(load_run(real.base), "onnx", out=tmp_path / "x.onnx", output="scores")
+
+
 def test_without_the_dataset_the_check_uses_random_images(real: RealRuns, tmp_path: Path) -> None:
     run_dir = copy_run(real.base, tmp_path)
     config = run_dir / "config.yaml"

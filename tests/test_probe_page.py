@@ -66,6 +66,21 @@ def test_probe_writes_a_page_whose_table_holds_every_layer_method_and_subset(run
     for name in figures:
         assert f"figures/{name}" in md and (page.parent / "figures" / name).read_bytes()[:4] == b"\x89PNG"
     assert html.count("data:image/png;base64,") == len(figures)
+    # The exact images: the keys of each row name index lists of the source split, in the order used.
+    idx = results["indices"]
+    assert set(idx) == {"fit train (12)", "fit train (all)", "scored test", "scored val"}
+    assert idx["fit train (all)"] == fit["indices"].tolist() and idx["scored test"] == test["indices"].tolist()
+    assert len(idx["fit train (12)"]) == 12 and set(idx["fit train (12)"]) < set(idx["fit train (all)"])
+    assert {(r["subset"], r["fit_indices"], r["score_set"], r["score_indices"]) for r in rows} == {
+        (sub, f"fit train ({sub})", split, f"scored {split}") for sub in ("12", "all") for split in ("test", "val")}
+    # The terminal shows kNN accuracy at every k of every curve, the best marked.
+    start = out.index("kNN accuracy at every k (* = best k of the column)")
+    table = out[start + 1:start + 3 + 10]
+    assert table[0].startswith("| k | pre_logits fit 12 / test |") and len(table[0].split("|")) == 2 + 1 + 8
+    assert [line.split("|")[1].strip() for line in table[2:]] == [str(k) for k in range(1, 11)]
+    col = [line.split("|")[-2].strip() for line in table[2:]]   # features.pool1, fit all, val
+    curve = results["knn_curves"][-1]
+    assert col == [f"{100 * a:.2f}%" + ("*" if a == max(curve["accuracies"]) else "") for a in curve["accuracies"]]
     # The curve of every k is kept (000-d's figure), and the whole page is rebuilt by a second probe.
     assert [c["ks"] for c in results["knn_curves"]][0] == list(range(1, 11))
     cli(capsys, "probe", str(run_dir), "--layer", "pre_logits", "--knn", "3", "--name", "mine", "--device", "cpu")

@@ -52,7 +52,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     # The export itself traces the model on the CPU (cnnlab.export.packaged); --device is checked
     # and used for loading the run like every other command.
     run = load_run(args.run, data_dir=args.data_dir, weights=args.weights, device=device_of(args))
-    result = export_run(run, args.format, out=args.out, check=not args.no_check, check_limit=args.check_images)
+    result = export_run(run, args.format, out=args.out, check=not args.no_check, check_limit=args.check_images,
+                        output=args.output)
     c = result.contract
     print(f"input: {c['input.shape']} {c['input.dtype']} {c['input.channels']} ({c['input.layout']}), "
           f"normalization inside; output: {c['output']}")
@@ -68,6 +69,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add `predict` and `export` to cnnlab's sub-commands."""
     from cnnlab.export.formats import FORMATS
+    from cnnlab.export.packaged import OUTPUTS
     from cnnlab.export.run_export import CHECK_IMAGES
 
     p = add_command(sub, "predict", "top-k classes of a run for image files or folders", [
@@ -94,14 +96,19 @@ def register(sub) -> None:
 
     e = add_command(sub, "export", "a run's model as one ONNX / pt2 / TorchScript file (uint8 in)", [
         "cnnlab export runs/004-a-20261204-101500",
-        "cnnlab export runs/004-a-20261204-101500 --format pt2 --out model.pt2"],
+        "cnnlab export runs/004-a-20261204-101500 --format pt2 --out model.pt2",
+        "cnnlab export runs/004-a-20261204-101500 --output logits      # model-logits.onnx"],
         description="Export a run's model with its normalization inside: it takes uint8 N x C x H x W RGB images "
-                    "and returns N x K probabilities. The file is checked against PyTorch (onnxruntime for ONNX) on "
+                    "and returns N x K probabilities (--output logits: the raw scores). The file is checked against PyTorch (onnxruntime for ONNX) on "
                     "the run's test images before it is written. The export itself runs on the CPU.")
     add_run_arg(e)
     e.add_argument("--format", default="onnx", choices=FORMATS,
                    help="onnx (default), pt2 (torch.export), torchscript (deprecated by torch)")
-    add_out_flag(e, "output file (default: model.onnx / model.pt2 / model.torchscript.pt in the run folder)")
+    e.add_argument("--output", default="probabilities", choices=OUTPUTS,
+                   help="what the file returns: probabilities (default; softmax inside) or logits (for calibration, "
+                   "temperature scaling, ensembles)")
+    add_out_flag(e, "output file (default: model.onnx / model.pt2 / model.torchscript.pt in the run folder; "
+                 "model-logits.onnx etc. with --output logits)")
     e.add_argument("--check-images", type=int, default=CHECK_IMAGES,
                    help=f"images of the test split the export is checked on (default {CHECK_IMAGES})")
     e.add_argument("--no-check", action="store_true", help="write without comparing to PyTorch")

@@ -99,7 +99,7 @@ def probe_spec(args: argparse.Namespace):
 def _cmd_probe(args: argparse.Namespace) -> int:
     from cnnlab.features.cache import cached_features
     from cnnlab.features.probe import run_probe
-    from cnnlab.report.probe_page import probe_outcome, results_table, write_probe_page
+    from cnnlab.report.probe_page import knn_table, probe_outcome, results_table, write_probe_page
 
     spec = probe_spec(args)
     if args.threads is not None:
@@ -117,6 +117,9 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
     result = run_probe(spec, load, list(run.classes), device=device, log=lambda m: print(m, file=sys.stderr))
     print(results_table(result))
+    if result.curves:
+        print("\nkNN accuracy at every k (* = best k of the column)")
+        print(knn_table(result))
     for note in result.notes:
         print(f"note: {note}")
     page = write_probe_page(result, args.run, out_dir=args.out)

@@ -27,19 +27,21 @@ RANDOM_SEED = 0
 class CheckResult:
     images: int
     source: str                            # "test split (n images)", "random uint8 images (dataset not available: ...)"
-    max_abs_diff: float                    # exported vs PyTorch, probabilities
+    max_abs_diff: float                    # exported vs PyTorch, in the output's units
     argmax_agreement: float                # fraction of images with the same top class
-    saved_max_abs_diff: Optional[float]    # PyTorch vs the run's saved predictions/test.npz (same images)
+    saved_max_abs_diff: Optional[float]    # PyTorch vs the run's saved predictions/test.npz (same images), probabilities
+    output: str = "probabilities"          # or "logits" (packaged.OUTPUTS)
+    scale: float = 1.0                     # logits: the tolerance is relative to the largest |logit| (>= 1)
 
     @property
     def ok(self) -> bool:
-        return self.max_abs_diff <= TOLERANCE
+        return self.max_abs_diff <= TOLERANCE * self.scale
 
     def summary(self) -> str:
         saved = ("" if self.saved_max_abs_diff is None else
                  f"; PyTorch vs the run's saved test predictions: max abs diff {self.saved_max_abs_diff:.2e}")
-        return (f"checked on {self.images} {self.source}: max abs diff of probabilities vs PyTorch "
-                f"{self.max_abs_diff:.2e} (tolerance {TOLERANCE:g}), argmax agreement "
+        return (f"checked on {self.images} {self.source}: max abs diff of {self.output} vs PyTorch "
+                f"{self.max_abs_diff:.2e} (tolerance {TOLERANCE * self.scale:.3g}), argmax agreement "
                 f"{100 * self.argmax_agreement:.2f}%{saved}")
 
 
@@ -85,9 +87,29 @@ def compare(packaged: PackagedModel, exported: Callable[[np.ndarray], np.ndarray
     a, b = np.concatenate(ours), np.concatenate(theirs)
     if a.shape != b.shape:
         raise ValueError(f"the exported model gives shape {b.shape}, PyTorch {a.shape}")
+    output = getattr(packaged, "output", "probabilities")
+    probs, scale = a, 1.0
+    if output == "logits":
+        # float32 error grows with the magnitude: compare relative to the largest logit.
+        scale = max(1.0, float(np.abs(a).max()))
+        probs = _probabilities(a)
+        b_top, a_top = (b[:, 0] > 0, a[:, 0] > 0) if a.shape[1] == 1 else (b.argmax(1), a.argmax(1))
+    else:
+        b_top, a_top = b.argmax(1), a.argmax(1)
     return CheckResult(images=len(a), source=source, max_abs_diff=float(np.abs(a - b).max()),
-                       argmax_agreement=float(np.mean(a.argmax(1) == b.argmax(1))),
-                       saved_max_abs_diff=None if saved is None else float(np.abs(a - saved).max()))
+                       argmax_agreement=float(np.mean(a_top == b_top)),
+                       saved_max_abs_diff=None if saved is None else float(np.abs(probs - saved).max()),
+                       output=output, scale=scale)
+
+
+def _probabilities(logits: np.ndarray) -> np.ndarray:
+    """What the probabilities export would give for these logits (softmax, or [1 - p, p])."""
+    logits = logits.astype(np.float64)
+    if logits.shape[1] == 1:
+        p = 1 / (1 + np.exp(-logits))
+        return np.concatenate([1 - p, p], axis=1).astype(np.float32)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 __all__ = ["CheckResult", "TOLERANCE", "check_images", "compare"]

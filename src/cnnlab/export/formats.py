@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from cnnlab.export.packaged import INPUT_NAME, OUTPUT_NAME, PackagedModel
+from cnnlab.export.packaged import INPUT_NAME, PackagedModel
 
 FORMATS = ("onnx", "pt2", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".torchscript.pt"}
@@ -95,7 +95,7 @@ def _onnx_bytes(packaged: PackagedModel, example: torch.Tensor, contract: dict[s
     onnx = _require("onnx")
     _require("onnxscript")   # torch.onnx's dynamo exporter translates through it
     program = torch.onnx.export(packaged, (example,), None, dynamo=True, verbose=False,
-                                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                input_names=[INPUT_NAME], output_names=[packaged.output],
                                 dynamic_shapes=_dynamic_batch())
     proto = program.model_proto
     for key, value in contract.items():
@@ -111,7 +111,8 @@ def runner(data: bytes, fmt: str) -> Callable[[np.ndarray], np.ndarray]:
     if fmt == "onnx":
         ort = _require("onnxruntime")
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-        return lambda images: session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+        output = session.get_outputs()[0].name   # "probabilities" or "logits" (packaged.OUTPUTS)
+        return lambda images: session.run([output], {INPUT_NAME: images})[0]
     with _quiet_exporter():
         loaded = torch.export.load(io.BytesIO(data)).module() if fmt == "pt2" else torch.jit.load(io.BytesIO(data))
 

@@ -101,6 +101,8 @@ class ProbeRow:
     best_k: Optional[int] = None
     converged: bool = True
     seconds: float = 0.0
+    fit_indices: str = ""      # keys of ProbeResult.indices: exactly which images were fitted on and scored
+    score_indices: str = ""
 
     @property
     def method_label(self) -> str:
@@ -133,6 +135,20 @@ class ProbeResult:
     maps: list[LayerMap] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # {key: image indices in the order used}: the indices of the source split (features' `indices`,
+    # the same numbers as the run's predictions/*.npz), one entry per distinct fit or score set.
+    indices: dict[str, list[int]] = field(default_factory=dict)
+
+    def index_key(self, role: str, name: str, indices: np.ndarray) -> str:
+        """The key of ``indices`` in ``self.indices``: "<role> <name>", with a suffix when another
+        set of the same name (another layer's cache) holds other images."""
+        values = [int(i) for i in indices]
+        key, n = f"{role} {name}", 1
+        while key in self.indices and self.indices[key] != values:
+            n += 1
+            key = f"{role} {name} #{n}"
+        self.indices[key] = values
+        return key
 
     def learning_curves(self, layer: str, score_set: str) -> dict[str, dict[int, float]]:
         """{method label: {fit images: accuracy}} of one layer and score set (for the learning-curve figure)."""
@@ -145,38 +161,41 @@ class ProbeResult:
     def to_dict(self) -> dict:
         """The numbers as JSON-ready data (results.json); t-SNE points are left to the figures."""
         return {"spec": asdict(self.spec), "classes": self.classes, "rows": [asdict(r) for r in self.rows],
-                "knn_curves": [asdict(c) for c in self.curves], "notes": self.notes, "seconds": self.seconds}
+                "knn_curves": [asdict(c) for c in self.curves], "notes": self.notes, "seconds": self.seconds,
+                "indices": self.indices}
 
 
 Loader = Callable[[str, str], FeatureSet]
 
 
 def _score_sets(spec: ProbeSpec, layer: str, load: Loader, notes: list[str]):
-    """(fit x, y) of the pool, [(name, x, y)] to score on, and the (name, x, y) of the t-SNE map:
-    the first scored set, or with a hold-out the whole pool (fit and held-out images together)."""
+    """(fit x, y, indices) of the pool, [(name, x, y, indices)] to score on, and the (name, x, y) of
+    the t-SNE map: the first scored set, or with a hold-out the whole pool (fit and held-out images
+    together)."""
     fit_set = load(layer, spec.fit_split)
-    x, y = fit_set.features, fit_set.labels
+    x, y, idx = fit_set.features, fit_set.labels, fit_set.indices
     if spec.first is not None:
         if spec.first > len(y):
             _note(notes, f"the {spec.fit_split} split has {len(y):,} images, fewer than --first {spec.first:,}: "
                          "all of them are used")
         # "first" in the order of the source split (indices), as the report's x_test[:5000].
         order = np.argsort(fit_set.indices, kind="stable")[:spec.first]
-        x, y = x[order], y[order]
+        x, y, idx = x[order], y[order], idx[order]
     if spec.holdout is not None:
         fit_pos, score_pos = holdout_positions(y, spec.holdout, spec.seed)
         name = f"{spec.fit_split} ({100 * spec.holdout:g}% held out)"
         pool = spec.fit_split + (f" (first {len(y):,})" if spec.first is not None else "")
-        return (x[fit_pos], y[fit_pos]), [(name, x[score_pos], y[score_pos])], (pool, x, y)
+        return ((x[fit_pos], y[fit_pos], idx[fit_pos]), [(name, x[score_pos], y[score_pos], idx[score_pos])],
+                (pool, x, y))
     scored = []
     for split in spec.score_splits:
         if split == spec.fit_split:
             _note(notes, f"scored on {split}, the fit split itself: every image is its own nearest neighbour")
-            scored.append((split, x, y))
+            scored.append((split, x, y, idx))
         else:
             s = load(layer, split)
-            scored.append((split, s.features, s.labels))
-    return (x, y), scored, scored[0]
+            scored.append((split, s.features, s.labels, s.indices))
+    return (x, y, idx), scored, scored[0][:3]
 
 
 def _note(notes: list[str], text: str) -> None:
@@ -201,7 +220,8 @@ def _run_probe(spec: ProbeSpec, load: Loader, classes: list[str], device: str,
     start = time.perf_counter()
     result = ProbeResult(spec, classes)
     for layer in spec.layers:
-        (pool_x, pool_y), scored, mapped = _score_sets(spec, layer, load, result.notes)
+        (pool_x, pool_y, pool_idx), scored, mapped = _score_sets(spec, layer, load, result.notes)
+        scored = [(name, x, y, result.index_key("scored", name, idx)) for name, x, y, idx in scored]
         done: set[str] = set()  # subsets at least as large as the pool all become one "all" row
         for size in spec.train_subsets:
             everything = size is None or size >= len(pool_y)
@@ -215,8 +235,9 @@ def _run_probe(spec: ProbeSpec, load: Loader, classes: list[str], device: str,
             positions = np.arange(len(pool_y)) if everything else \
                 stratified_positions(pool_y, size, spec.seed, f"probe-subset-{size}", "--train-subset")
             fit_x, fit_y = pool_x[positions], pool_y[positions]
+            fit_key = result.index_key("fit", f"{spec.fit_split} ({label})", pool_idx[positions])
             log(f"{layer}: fitting on {len(fit_y):,} images (D = {fit_x.shape[1]:,})")
-            _fit_methods(spec, result, layer, label, fit_x, fit_y, scored, device)
+            _fit_methods(spec, result, layer, label, fit_x, fit_y, fit_key, scored, device)
         if spec.tsne:
             name, x, y = mapped
             log(f"{layer}: t-SNE of {min(len(y), spec.tsne_points):,} {name} images")
@@ -226,18 +247,19 @@ def _run_probe(spec: ProbeSpec, load: Loader, classes: list[str], device: str,
 
 
 def _fit_methods(spec: ProbeSpec, result: ProbeResult, layer: str, label: str, fit_x: np.ndarray, fit_y: np.ndarray,
-                 scored: list, device: str) -> None:
+                 fit_key: str, scored: list, device: str) -> None:
     dim = int(fit_x.shape[1])
     if spec.ks:
         ks = [k for k in spec.ks if k <= len(fit_y)]
         if len(ks) < len(spec.ks):
             _note(result.notes, f"k above {len(fit_y):,} (the fit images of subset {label}) was skipped")
-        for name, x, y in scored:
+        for name, x, y, key in scored:
             t0 = time.perf_counter()
             sweep = knn_sweep(fit_x, fit_y, x, y, ks, device=device)
             result.curves.append(KnnCurve(layer, label, len(fit_y), name, sweep.ks, sweep.accuracies))
             result.rows.append(ProbeRow(layer, dim, "knn", label, len(fit_y), name, len(y), sweep.best_accuracy,
-                                        best_k=sweep.best_k, seconds=time.perf_counter() - t0))
+                                        best_k=sweep.best_k, seconds=time.perf_counter() - t0,
+                                        fit_indices=fit_key, score_indices=key))
     for method in ("svm", "logreg"):
         if not getattr(spec, method):
             continue
@@ -245,9 +267,10 @@ def _fit_methods(spec: ProbeSpec, result: ProbeResult, layer: str, label: str, f
         if not fitted.converged:
             _note(result.notes, f"{LABELS[method]} on {layer} (subset {label}) stopped at its iteration limit "
                                 "before converging")
-        for name, x, y in scored:
+        for name, x, y, key in scored:
             result.rows.append(ProbeRow(layer, dim, method, label, len(fit_y), name, len(y), fitted.accuracy(x, y),
-                                        converged=fitted.converged, seconds=fitted.seconds))
+                                        converged=fitted.converged, seconds=fitted.seconds,
+                                        fit_indices=fit_key, score_indices=key))
 
 
 __all__ = ["KnnCurve", "LayerMap", "PRESETS", "ProbeResult", "ProbeRow", "ProbeSpec", "check_spec", "run_probe",

@@ -212,6 +212,26 @@ def results_table(result: ProbeResult) -> str:
     return markdown_table(["layer", "method", "fit images", "scored on", "accuracy", "best k"], rows)
 
 
+def knn_table(result: ProbeResult) -> str:
+    """kNN accuracy at every k swept, one column per (layer, fit subset, scored set), for the
+    terminal ('' without a kNN sweep). The best k of each column is marked with *."""
+    from cnnlab.report.blocks import markdown_table
+
+    if not result.curves:
+        return ""
+    many_layers = len({c.layer for c in result.curves}) > 1
+    headers = ["k"] + [(f"{c.layer} " if many_layers else "") + f"fit {c.fit_size:,} / {c.score_set}"
+                       for c in result.curves]
+    ks = sorted({k for c in result.curves for k in c.ks})
+    columns = []
+    for c in result.curves:
+        by_k = dict(zip(c.ks, c.accuracies))
+        best = max(c.accuracies)
+        columns.append({k: fmt.percent(a) + ("*" if a == best else "") for k, a in by_k.items()})
+    rows = [[str(k)] + [col.get(k, "") for col in columns] for k in ks]
+    return markdown_table(headers, rows)
+
+
 def probe_outcome(result: ProbeResult, page: str | Path) -> str:
     """The closing block of `cnnlab probe`: per layer, each method's accuracy (kNN with its best k) on
     the largest fit set and the first scored set, then the page."""
@@ -232,5 +252,5 @@ def probe_outcome(result: ProbeResult, page: str | Path) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["build_sections", "knn_curve_figure", "learning_curve_figure", "probe_dir", "probe_outcome",
+__all__ = ["build_sections", "knn_curve_figure", "knn_table", "learning_curve_figure", "probe_dir", "probe_outcome",
            "results_table", "tsne_figure", "write_probe_page"]
