@@ -395,3 +395,22 @@ def test_lrn_step_baseline_really_uses_torch_lrn():
     base, ours = build("torch_lrn", 0), build("cnnlab_lrn", 0)
     assert type(base.features.norm1) is nn.LocalResponseNorm and type(base.features.norm2) is nn.LocalResponseNorm
     assert isinstance(ours.features.norm1, LocalResponseNorm) and isinstance(ours.features.norm2, LocalResponseNorm)
+
+
+def test_cpu_efficiency_counts_the_steps_arithmetic_and_accounts_for_its_time(tmp_path: Path) -> None:
+    """A tiny run of benchmarks/cpu_efficiency.py: the FLOP count adds up, the frozen first layer
+    has no input or weight gradient, and the profile's shares cover the step."""
+    out = tmp_path / "eff.json"
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "cpu_efficiency.py"), "--batch-size", "16", "--warmup", "1",
+                           "--steps", "2", "--profile-steps", "1", "--matmul", "128", "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    f = r["flops_per_step"]
+    assert f["step"] == f["forward"] + f["weight_grad"] + f["input_grad"]
+    assert f["input_grad"] < f["forward"] and f["weight_grad"] < f["forward"]   # the frozen whitening layer
+    assert f["first_layer"].startswith("whiten")
+    assert f["forward"] == 2 * 16 * f["macs_per_image"]
+    assert r["achieved_gflops"] > 0 and 0 < r["share_of_peak"] < 1.5
+    assert abs(sum(r["profile_share"].values()) - 1) < 0.01 and r["profile_share"]["convolution"] > 0.2
+    assert "of the measured peak" in proc.stdout
