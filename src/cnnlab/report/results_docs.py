@@ -44,6 +44,37 @@ def load_entries(path: Path) -> list[Entry]:
                      for k, v in item.items()}) for item in data["experiments"]]
 
 
+@dataclass
+class RobustEntry:
+    """One row of docs/results.yaml's `robustness` list: the seeds of one recipe, robust-evaluated."""
+
+    id: str
+    what: str
+    command: str
+    runs: list[str] = field(default_factory=list)
+
+
+def load_robust_entries(path: Path) -> tuple[str, list[RobustEntry]]:
+    """(the page's introduction, its groups)."""
+    data = yaml.safe_load(path.read_text()).get("robustness") or {}
+    return str(data.get("intro", "")), [RobustEntry(**item) for item in data.get("groups", [])]
+
+
+def robustness_page(root: Path) -> str:
+    """Clean, JPEG-75 and mean corruption accuracy per group over its seeds (cnnlab.report.robust_table)."""
+    from cnnlab.report.robust_table import robust_row, robust_table
+
+    intro, entries = load_robust_entries(root / "docs" / "results.yaml")
+    rows = [robust_row(e.id, run_folders(root, e.runs)) for e in entries]
+    out = [GENERATED, "", "# Robustness: trained for JPEG and common corruptions", "", intro.strip(), "",
+           robust_table(rows).rstrip(), "", "## The groups and their commands", ""]
+    for e in entries:
+        folders = sorted({str(p.parent.relative_to(root)) for p in run_folders(root, e.runs)})
+        out += [f"- **{e.id}**: {e.what}. Records: " + ", ".join(f"`{f}`" for f in folders) + ".",
+                f"  `{e.command}`"]
+    return "\n".join(out).rstrip() + "\n"
+
+
 def run_folders(root: Path, patterns: list[str]) -> list[Path]:
     """The run folders (holding config.yaml) that an entry's patterns name, in a stable order."""
     found: list[Path] = []
@@ -146,6 +177,7 @@ def render(root: Path) -> dict[Path, str]:
     return {
         root / "docs" / "results" / "index.md": index_page(entries, root),
         root / "docs" / "results" / "all-runs.md": all_runs_page(entries, root),
+        root / "docs" / "results" / "robustness.md": robustness_page(root),
         root / "README.md": head + BEGIN + "\n" + readme_table(entries, root) + END + tail,
     }
 
