@@ -63,6 +63,7 @@ STATEFUL_OVERRIDES = tiny_overrides(
                                 "regularization.label_smoothing": 0.1, "early_stopping.patience": 2,
                                 "early_stopping.monitor": "val_loss", "early_stopping.min_delta": 10,
                                 "augment.hflip": "true", "augment.crop_padding": 2,
+                                "augment.trivial_augment": "true", "augment.jpeg_quality": "[30,95]",
                                 "optimizer.lookahead": "{every: 2, decay: 0.8, ramp: 1.0}"})
 
 
