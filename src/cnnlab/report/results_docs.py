@@ -70,7 +70,8 @@ def robustness_page(root: Path) -> str:
            robust_table(rows).rstrip(), "", "## The groups and their commands", ""]
     for e in entries:
         folders = sorted({str(p.parent.relative_to(root)) for p in run_folders(root, e.runs)})
-        out += [f"- **{e.id}**: {e.what}. Records: " + ", ".join(f"`{f}`" for f in folders) + ".",
+        records = ", ".join(f"`{f}`" for f in folders) or "none yet"
+        out += [f"- **{e.id}**: {e.what}. Records: {records}.",
                 f"  `{e.command}`"]
     return "\n".join(out).rstrip() + "\n"
 
