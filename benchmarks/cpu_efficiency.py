@@ -22,6 +22,7 @@ Run it alone: on 2 cores anything else running changes both numbers (not their m
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 import json
 import platform
 import statistics
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def step(record=None) -> None:
         start = (step_no[0] % 4) * args.batch_size
-        with torch.profiler.record_function("data_path") if record else _null():
+        with torch.profiler.record_function("data_path") if record else nullcontext():
             x = augmenter(normalizer(images[start:start + args.batch_size]), gen)
             x = x.contiguous(memory_format=torch.channels_last)
         y = labels[start:start + args.batch_size]
@@ -218,14 +219,6 @@ def main(argv: list[str] | None = None) -> int:
         write_json_atomic(Path(args.out), result)
         print(f"wrote {args.out}")
     return 0
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 if __name__ == "__main__":
