@@ -20,6 +20,7 @@ DATASET_FOLDER = "cifar-10-batches-py"
 # Default --data-dir: <repo>/data, the Makefile's default $CNNLAB_DATA (it holds cifar-10-batches-py/).
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
+TEST_BATCH = "test_batch"
 IMAGES_PER_BATCH_FILE = 10_000
 NUM_CLASSES = 10
 UNPACK_HINT = "python ../shared/datasets/unpack.py cifar10 DEST  (then pass --data-dir DEST)"
@@ -93,8 +94,16 @@ def load_cifar10_train(data_dir: Path | str, num_images: int) -> tuple[np.ndarra
     return np.ascontiguousarray(images), np.concatenate(label_rows).astype(np.int64)
 
 
+def load_cifar10_test(data_dir: Path | str) -> tuple[np.ndarray, np.ndarray]:
+    """Return (images, labels) of the whole test_batch, in file order; same layout and scaling as
+    load_cifar10_train (float32 (N, 32, 32, 3) in [0, 1], int64 labels)."""
+    data, labels = _read_batch(find_cifar10_folder(data_dir) / TEST_BATCH)
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32) / 255.0
+    return np.ascontiguousarray(images), labels
+
+
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read one data_batch_i pickle and check its structure (not its checksum; see datasets README)."""
+    """Read one data_batch_i (or test_batch) pickle and check its structure (not its checksum; see datasets README)."""
     if not path.is_file():
         raise CifarDataError(f"{path} is missing; the folder is incomplete. Re-create it with: {UNPACK_HINT}")
     with open(path, "rb") as fh:

@@ -414,3 +414,51 @@ def test_cpu_efficiency_counts_the_steps_arithmetic_and_accounts_for_its_time(tm
     assert r["achieved_gflops"] > 0 and 0 < r["share_of_peak"] < 1.5
     assert abs(sum(r["profile_share"].values()) - 1) < 0.01 and r["profile_share"]["convolution"] > 0.2
     assert "of the measured peak" in proc.stdout
+
+
+def test_time_to_accuracy_interleaves_sides_and_pairs_rounds() -> None:
+    from time_to_accuracy import round_order, summarize
+    assert round_order(2) == [(1, "keras"), (1, "cnnlab"), (2, "cnnlab"), (2, "keras")]
+    records = [{"framework": "keras", "round": 1, "wall_seconds": 400.0, "test_accuracy": 0.78},
+               {"framework": "cnnlab", "round": 1, "wall_seconds": 100.0, "test_accuracy": 0.80},
+               {"framework": "cnnlab", "round": 2, "wall_seconds": 50.0, "test_accuracy": 0.77},
+               {"framework": "keras", "round": 2, "wall_seconds": 300.0, "test_accuracy": 0.79},
+               {"framework": "keras", "round": 3, "wall_seconds": 999.0, "test_accuracy": 0.79}]  # no cnnlab pair
+    summary = summarize(records, target=0.7805)
+    assert summary["ratios"] == [4.0, 6.0] and summary["ratio_median"] == 5.0
+    assert summary["cnnlab"]["reached_target"] == 1 and summary["keras"]["reached_target"] == 2
+    assert summary["keras"]["wall_median"] == 400.0
+
+
+def test_time_to_accuracy_runs_cnnlab_whole_and_keeps_its_records(tiny_cifar: Path, tmp_path: Path) -> None:
+    out, keep = tmp_path / "tta.json", tmp_path / "kept"
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "time_to_accuracy.py"), "--sides", "cnnlab", "--rounds", "1",
+                           "--data-dir", str(tiny_cifar), "--epochs", "1", "--threads", "1", "--quiet-wait", "0",
+                           "-o", "batch_size=50", "-o", "eval_batch_size=60", "--keep-runs", str(keep),
+                           "--output", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    (run,) = results["runs"]
+    assert run["framework"] == "cnnlab" and run["epochs"] == 1 and 0.0 <= run["test_accuracy"] <= 1.0
+    assert run["overrides"][:3] == ["threads=1", "seed=1", "tta=false"] and run["wall_seconds"] > 0
+    assert sorted(p.name for p in (keep / run["run_folder"]).iterdir()) == ["config.yaml", "metrics.jsonl", "summary.json"]
+    assert "| 1 | cnnlab |" in proc.stdout and "ratio" not in results["summary"]
+
+
+def test_time_to_accuracy_without_the_keras_venv_says_how_to_make_it(tiny_cifar: Path, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "time_to_accuracy.py"), "--data-dir", str(tiny_cifar),
+                           "--keras-python", str(tmp_path / "no-venv" / "python")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "python3 -m venv benchmarks/.venv-keras" in proc.stderr and "--sides cnnlab" in proc.stderr
+
+
+@pytest.mark.skipif(not KERAS_PYTHON.exists(), reason="benchmarks/.venv-keras is absent (see benchmarks/README.md)")
+@pytest.mark.parametrize("experiment, params", [("004-a", EXPECTED_PARAMS_004A), ("001-d", 1_250_858)])
+def test_keras_report_recipe_scores_the_test_set(tiny_cifar: Path, experiment: str, params: int) -> None:
+    proc = subprocess.run([str(KERAS_PYTHON), str(BENCH_DIR / "keras_report.py"), "--experiment", experiment,
+                           "--data-dir", str(tiny_cifar), "--threads", "1", "--epochs", "1", "--num-images", "200"],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert record["params"] == params and record["epochs"] == 1 and record["train_images"] == 200
+    # The tiny folder's test labels cycle 0..9, so a random-pixel model scores near chance, never 0 or 1 exactly.
+    assert 0.0 < record["test_accuracy"] < 1.0 and record["fit_seconds"] > 0
