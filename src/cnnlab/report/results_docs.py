@@ -45,8 +45,8 @@ def load_entries(path: Path) -> list[Entry]:
 
 
 @dataclass
-class RobustEntry:
-    """One row of docs/results.yaml's `robustness` list: the seeds of one recipe, robust-evaluated."""
+class GroupEntry:
+    """One group of docs/results.yaml's `robustness` or `time_to_accuracy` lists: the seeds of one recipe."""
 
     id: str
     what: str
@@ -54,10 +54,10 @@ class RobustEntry:
     runs: list[str] = field(default_factory=list)
 
 
-def load_robust_entries(path: Path) -> tuple[str, list[RobustEntry]]:
+def load_robust_entries(path: Path) -> tuple[str, list[GroupEntry]]:
     """(the page's introduction, its groups)."""
     data = yaml.safe_load(path.read_text()).get("robustness") or {}
-    return str(data.get("intro", "")), [RobustEntry(**item) for item in data.get("groups", [])]
+    return str(data.get("intro", "")), [GroupEntry(**item) for item in data.get("groups", [])]
 
 
 def robustness_page(root: Path) -> str:
@@ -74,6 +74,59 @@ def robustness_page(root: Path) -> str:
         out += [f"- **{e.id}**: {e.what}. Records: {records}.",
                 f"  `{e.command}`"]
     return "\n".join(out).rstrip() + "\n"
+
+
+def time_to_accuracy_page(root: Path) -> str:
+    """Per group: a summary row over its seeds, then test accuracy after each epoch against the training
+    time so far (cnnlab.report.epoch_table), from runs trained with ``monitor_test: true``."""
+    from cnnlab.report.epoch_table import epoch_rows, epoch_table, summary_cells, summary_headers
+    from cnnlab.report.blocks import markdown_table
+
+    data = yaml.safe_load((root / "docs" / "results.yaml").read_text()).get("time_to_accuracy") or {}
+    target = float(data.get("target", 0.9))
+    entries = [GroupEntry(**item) for item in data.get("groups", [])]
+    runs = {e.id: run_folders(root, e.runs) for e in entries}
+    out = [GENERATED, "", "# Time to accuracy", "", str(data.get("intro", "")).strip(), "",
+           markdown_table(["runs"] + summary_headers(target), [[e.id] + summary_cells(runs[e.id], target)
+                                                                for e in entries]), ""]
+    for record in data.get("benchmarks") or []:
+        out += _beside_keras(root, str(record))
+    for e in entries:
+        folders = sorted({str(p.parent.relative_to(root)) for p in runs[e.id]})
+        records = ", ".join(f"`{f}`" for f in folders) or "none yet"
+        out += [f"## {e.id}", "", f"{e.what[:1].upper()}{e.what[1:]}. Records: {records}.", "",
+                f"    {e.command}", "", epoch_table(epoch_rows(runs[e.id])), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _beside_keras(root: Path, record: str) -> list[str]:
+    """A benchmarks/time_to_accuracy.py record: the report's Keras recipe against cnnlab, per side."""
+    import json
+
+    from cnnlab.report.blocks import markdown_table
+
+    data = json.loads((root / record).read_text())
+    summary, settings = data["summary"], data["settings"]
+    target = summary["target_test_accuracy"]
+    rows = []
+    for side, what in (("keras", "Keras, the report's recipe"),
+                       ("cnnlab", f"cnnlab, {Path(settings['recipe']).name} {' '.join('-o ' + o for o in settings['overrides'])}"
+                                  + (f", {settings['epochs']} epochs" if settings.get("epochs") else ""))):
+        r = summary[side]
+        rows.append([what, f"{r['wall_median']:.1f} ({r['wall_min']:.1f}-{r['wall_max']:.1f})",
+                     f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f}%",
+                     f"{r['reached_target']} of {r['runs']}"])
+    ratios = ", ".join(f"{x:.2f}" for x in summary["ratios"])
+    keras = summary["keras"]
+    bound = (f" Keras reached the report's number in {keras['reached_target']} of {keras['runs']} rounds; where it"
+             " fell short, its time to the number is longer than its run, so the ratio is a lower bound."
+             if keras["reached_target"] < keras["runs"] else "")
+    return [f"## Report {settings['experiment']} beside Keras", "",
+            f"`{data['command']}` ({data['finished_utc'][:10]}, {data['machine']['cpu']}, "
+            f"{data['machine']['cpu_count']} cores; record `{record}`). Wall clock of each side's whole process, "
+            f"{settings['rounds']} interleaved rounds; the target is the report's {100 * target:.2f}% test accuracy.", "",
+            markdown_table(["side", "wall s, median (min-max)", "test accuracy", f"runs at {100 * target:.2f}%"], rows), "",
+            f"Keras / cnnlab time per round: {ratios}; median **{summary['ratio_median']:.2f}x**.{bound}", ""]
 
 
 def run_folders(root: Path, patterns: list[str]) -> list[Path]:
@@ -179,6 +232,7 @@ def render(root: Path) -> dict[Path, str]:
         root / "docs" / "results" / "index.md": index_page(entries, root),
         root / "docs" / "results" / "all-runs.md": all_runs_page(entries, root),
         root / "docs" / "results" / "robustness.md": robustness_page(root),
+        root / "docs" / "results" / "time-to-accuracy.md": time_to_accuracy_page(root),
         root / "README.md": head + BEGIN + "\n" + readme_table(entries, root) + END + tail,
     }
 

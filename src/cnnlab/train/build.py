@@ -92,6 +92,9 @@ def set_up(cfg: ExperimentConfig, run_dir: Optional[Path], ckpt: Optional[dict],
     run_dir = world.from_main(lambda: _run_folder(cfg, run_dir, stack, runs_dir, seed_suffix, model, train_x,
                                                   normalizer, len(splits.train), log))
     log(f"run folder: {run_dir}")
+    if amp_dtype == torch.bfloat16 and device.type == "cpu" and runtime.cpu_has_native_bf16() is False:
+        log("note: precision=bf16 on a CPU without bf16 instructions (no avx512_bf16/amx_bf16 in /proc/cpuinfo): "
+            "autocast emulates them and trains slower than fp32 here; set precision=fp32 for speed")
     if steps * cfg.batch_size < train_x.shape[0]:
         log(f"note: the last batch of each epoch ({train_x.shape[0] % cfg.batch_size} image(s)) is dropped "
             f"(drop_last={cfg.drop_last}; batch norm cannot train on a batch of one)")

@@ -33,6 +33,26 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+# CPU flags of bf16 arithmetic: x86 (AVX512-BF16, AMX) and Arm (FEAT_BF16, "Features: ... bf16").
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether the CPU computes in bf16 natively; None where unknown (no /proc/cpuinfo). Without it
+    bf16 autocast is emulated: airbench_cpu's training step ran at 0.59x the steps/s of fp32 on a
+    2-core VM without AVX512-BF16 and at 1.71x on an AMD EPYC with it (benchmarks/cpu_options.py,
+    both channels_last; docs/notebook/2026-12-speed.md)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return bool(NATIVE_BF16_FLAGS & set(value.split()))
+    return None
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
