@@ -38,6 +38,8 @@ def test_the_summary_counts_the_runs_that_reached_the_target_and_their_time_to_i
     assert cells[3] == "2.50 ± 0.71"           # 180 s and 120 s of training
     assert cells[4] == "3.50 ± 0.71"           # 240 s and 180 s of wall time
     assert cells[5] == "1 of 2, 2.00 min"      # run a, at the end of epoch 2
+    assert len(cells) == 6
+    assert summary_cells([a, b], target=0.9, tta_target=0.915)[6] == "1 of 2"   # only a's 92% TTA
 
 
 def test_a_run_without_per_epoch_test_accuracy_names_the_option_that_logs_it(tmp_path):

@@ -74,9 +74,11 @@ def epoch_table(rows: Sequence[EpochRow]) -> str:
                            for r in rows])
 
 
-def summary_cells(runs: Sequence[Path], target: float, key: str = "test_acc") -> list[str]:
+def summary_cells(runs: Sequence[Path], target: float, key: str = "test_acc",
+                  tta_target: Optional[float] = None) -> list[str]:
     """n, final test accuracy, TTA accuracy, training minutes, wall minutes of the run, runs reaching
-    ``target`` and their mean training minutes to it."""
+    ``target`` and their mean training minutes to it; with ``tta_target``, also the runs whose final
+    TTA accuracy reached it (TTA is scored once, after the last epoch, so it has no time of its own)."""
     finals, tta, train_s, wall_s, reach_s = [], [], [], [], []
     for run in runs:
         rows = _rows_of(Path(run), key)
@@ -93,13 +95,19 @@ def summary_cells(runs: Sequence[Path], target: float, key: str = "test_acc") ->
     reached = f"{len(reach_s)} of {len(runs)}"
     if reach_s:
         reached += f", {_minutes(_stat(reach_s))} min"
-    return [str(len(runs)), format_stat("test_acc", _stat(finals)), format_stat("test_acc", _stat(tta)),
-            _minutes(_stat(train_s)), _minutes(_stat(wall_s)), reached]
+    cells = [str(len(runs)), format_stat("test_acc", _stat(finals)), format_stat("test_acc", _stat(tta)),
+             _minutes(_stat(train_s)), _minutes(_stat(wall_s)), reached]
+    if tta_target is not None:
+        cells.append(f"{sum(1 for a in tta if a is not None and a >= tta_target)} of {len(runs)}")
+    return cells
 
 
-def summary_headers(target: float) -> list[str]:
-    return ["n", "test (final)", "test with TTA", "training min", "run wall min",
-            f"runs reaching {100 * target:g}%, training min to it"]
+def summary_headers(target: float, tta_target: Optional[float] = None) -> list[str]:
+    headers = ["n", "test (final)", "test with TTA", "training min", "run wall min",
+               f"runs reaching {100 * target:g}%, training min to it"]
+    if tta_target is not None:
+        headers.append(f"runs at {100 * tta_target:g}% with TTA")
+    return headers
 
 
 __all__ = ["EpochRow", "epoch_rows", "epoch_table", "summary_cells", "summary_headers"]

@@ -84,11 +84,12 @@ def time_to_accuracy_page(root: Path) -> str:
 
     data = yaml.safe_load((root / "docs" / "results.yaml").read_text()).get("time_to_accuracy") or {}
     target = float(data.get("target", 0.9))
+    tta_target = float(data["tta_target"]) if data.get("tta_target") is not None else None
     entries = [GroupEntry(**item) for item in data.get("groups", [])]
     runs = {e.id: run_folders(root, e.runs) for e in entries}
     out = [GENERATED, "", "# Time to accuracy", "", str(data.get("intro", "")).strip(), "",
-           markdown_table(["runs"] + summary_headers(target), [[e.id] + summary_cells(runs[e.id], target)
-                                                                for e in entries]), ""]
+           markdown_table(["runs"] + summary_headers(target, tta_target),
+                          [[e.id] + summary_cells(runs[e.id], target, tta_target=tta_target) for e in entries]), ""]
     for record in data.get("benchmarks") or []:
         out += _beside_keras(root, str(record))
     for e in entries:
