@@ -128,6 +128,12 @@ class ExperimentConfig:
     # when there is no validation split (speed records train on all 50,000 images). Only watched:
     # early stopping and the best checkpoint never look at it. Costs one test pass per epoch.
     monitor_test: bool = False
+    # After the last epoch, recompute the batch-norm running statistics as the plain mean over this many
+    # training batches (batch_size un-augmented images each, a fixed draw from the seed) before the final
+    # evaluation and the saved weights; 0 keeps the moving averages of the last training batches.
+    # Only the statistics change (train/batchnorm_stats.py). The per-epoch rows (val, monitor_test)
+    # still use the moving averages.
+    precise_bn: int = 0
     # Score the training split with the final weights (summary final.train_*, predictions/train.npz).
     # A full pass over it: speed recipes turn it off (19 s of fast-cpu's 10 minutes on 2 cores), and
     # final.train_loss/train_acc are then null.
@@ -143,6 +149,8 @@ class ExperimentConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
+        if self.precise_bn < 0:
+            raise ValueError(f"precise_bn must be >= 0 training batches (0 = off), got {self.precise_bn}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1 or self.eval_batch_size < 1:

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
+import torch
 
 from cnnlab.atomic import make_folder, write_atomically
 from cnnlab.runfolder import FINISHED, LAST_CHECKPOINT, PREDICTIONS, SUMMARY, WEIGHTS
 from cnnlab.train import runtime
+from cnnlab.train.batchnorm_stats import recompute_batchnorm_stats, training_batchnorms
 from cnnlab.train.callbacks import Callback
 from cnnlab.train.checkpoint import save_weights
 from cnnlab.train.rundir import write_json
@@ -85,6 +87,22 @@ def save_predictions(path: Path, probs: np.ndarray, ds) -> None:
     write_atomically(path, write)
 
 
+def recompute_batchnorm(run: "Run") -> None:
+    """Config `precise_bn`: the evaluated weights' batch-norm statistics as the mean over that many
+    un-augmented training batches (train/batchnorm_stats.py). Each rank draws its own batches and
+    the ranks' statistics are averaged. Idempotent: a resumed run that ends here again recomputes
+    the same statistics from the same weights."""
+    cfg, engine = run.cfg, run.engine
+    names = training_batchnorms(engine.model, cfg.model.frozen_bn)
+    if not cfg.precise_bn or not names:
+        return
+    generator = torch.Generator().manual_seed(cfg.seed + 2 + run.world.rank)
+    n = recompute_batchnorm_stats(engine.eval_model, names, engine.train_x, engine.normalizer, cfg.precise_bn,
+                                  cfg.batch_size, generator, engine.amp_dtype, engine.channels_last)
+    run.world.average_buffers(engine.eval_model)
+    run.log(f"precise_bn: batch-norm statistics of {len(names)} layers recomputed over {n:,} training images")
+
+
 def final_evaluation(run: "Run") -> dict:
     """The task's evaluation of the final weights on every split (eval mode, no augmentation), its
     predictions saved. Under DDP every rank predicts its part of each split and gets everyone's
@@ -111,6 +129,7 @@ def finish(run: "Run") -> str:
     summary = run_summary(run)
     if state.status in FINISHED:
         try:
+            recompute_batchnorm(run)
             summary["final"] = final_evaluation(run)
             summary["wall_seconds"] = round(run.wall(), 2)
         except KeyboardInterrupt:
