@@ -462,3 +462,23 @@ def test_keras_report_recipe_scores_the_test_set(tiny_cifar: Path, experiment: s
     assert record["params"] == params and record["epochs"] == 1 and record["train_images"] == 200
     # The tiny folder's test labels cycle 0..9, so a random-pixel model scores near chance, never 0 or 1 exactly.
     assert 0.0 < record["test_accuracy"] < 1.0 and record["fit_seconds"] > 0
+
+
+def test_precise_bn_probe_scores_the_saved_and_the_recomputed_statistics(tiny_cifar: Path, tmp_path: Path) -> None:
+    from cnnlab.train.experiment import load_experiment
+    from cnnlab.train.loop import train
+    from precise_bn_probe import main as probe_main
+
+    repo = Path(__file__).resolve().parents[1]
+    overrides = ["epochs=1", "batch_size=16", "eval_batch_size=64", "data.val_size=20", "threads=1", "data.download=false"]
+    result = train(load_experiment(repo / "recipes" / "004-a.yaml", overrides), runs_dir=tmp_path,
+                   data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    out = tmp_path / "probe.json"
+    assert probe_main([str(result.run_dir), "--data-dir", str(tiny_cifar), "--batches", "1,2", "--draws", "2",
+                       "--batch-size", "16", "--threads", "1", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    # The saved statistics score what the run's summary says; the probe put them back at its end.
+    assert record["moving_test_acc"] == pytest.approx(result.summary["final"]["test_acc"])
+    assert [(r["batches"], r["images"], r["draw"]) for r in record["precise"]] == \
+        [(1, 16, 0), (1, 16, 1), (2, 32, 0), (2, 32, 1)]
+    assert record["batchnorm_layers"] == 4 and all(0 <= r["test_acc"] <= 1 for r in record["precise"])
