@@ -122,7 +122,8 @@ def _beside_keras(root: Path, record: str) -> list[str]:
     bound = (f" Keras reached the report's number in {keras['reached_target']} of {keras['runs']} rounds; where it"
              " fell short, its time to the number is longer than its run, so the ratio is a lower bound."
              if keras["reached_target"] < keras["runs"] else "")
-    return [f"## Report {settings['experiment']} beside Keras", "",
+    # Date and CPU in the heading: records of one report from different machines stay apart.
+    return [f"## Report {settings['experiment']} beside Keras, {data['finished_utc'][:10]}, {data['machine']['cpu']}", "",
             f"`{data['command']}` ({data['finished_utc'][:10]}, {data['machine']['cpu']}, "
             f"{data['machine']['cpu_count']} cores; record `{record}`). Wall clock of each side's whole process, "
             f"{settings['rounds']} interleaved rounds; the target is the report's {100 * target:.2f}% test accuracy.", "",
