@@ -97,3 +97,16 @@ def test_every_readme_command_runs_on_tiny_data(tiny_cifar, tmp_path):
         if args[0] == "train" and run is None:
             run = proc.stdout.strip().splitlines()[-1].strip()
             assert (tmp_path / run).is_dir() or Path(run).is_dir(), run
+
+
+def test_two_keras_records_of_one_report_get_their_own_headings():
+    """Records of one report from two machines (or days) must not share a heading: the date and CPU
+    of each record are in its heading."""
+    from cnnlab.report.results_docs import _beside_keras
+
+    records = ["results/speed/2026-12-05/time_to_accuracy-004a.json", "results/speed/2026-12-06/time_to_accuracy-004a.json"]
+    if not all((REPO / r).is_file() for r in records):
+        pytest.skip("the 004-a benchmark records are not in this checkout")
+    headings = [_beside_keras(REPO, r)[0] for r in records]
+    assert headings[0] != headings[1]
+    assert all(h.startswith("## Report 004-a beside Keras, 2026-12-0") for h in headings)

@@ -124,8 +124,8 @@ def _beside_keras(root: Path, record: str) -> list[str]:
              if keras["reached_target"] < keras["runs"] else "")
     # Date and CPU in the heading: records of one report from different machines stay apart.
     return [f"## Report {settings['experiment']} beside Keras, {data['finished_utc'][:10]}, {data['machine']['cpu']}", "",
-            f"`{data['command']}` ({data['finished_utc'][:10]}, {data['machine']['cpu']}, "
-            f"{data['machine']['cpu_count']} cores; record `{record}`). Wall clock of each side's whole process, "
+            f"`{data['command']}` ({data['machine']['cpu_count']} cores; record `{record}`). "
+            "Wall clock of each side's whole process, "
             f"{settings['rounds']} interleaved rounds; the target is the report's {100 * target:.2f}% test accuracy.", "",
             markdown_table(["side", "wall s, median (min-max)", "test accuracy", f"runs at {100 * target:.2f}%"], rows), "",
             f"Keras / cnnlab time per round: {ratios}; median **{summary['ratio_median']:.2f}x**.{bound}", ""]
