@@ -5,6 +5,13 @@ comparison, made fair: one process, one machine state, each model timed between 
     python benchmarks/model_steps.py --models cnn001d2 cnn001e_residual cnn001e_inception \
         --batch-size 32 --optimizer rmsprop --bf16 --channels-last --rounds 5
 
+A model is a registered name, or NAME:JSON with keyword arguments for create_model, e.g. widths of
+one family side by side (here the 50K nets of recipes/000-b-ours-sep*.yaml):
+
+    python benchmarks/model_steps.py --batch-size 256 --optimizer sgd --bf16 --channels-last \
+        --models 'airbench_cpu:{"widths": [52, 96, 116], "separable": true}' \
+                 'airbench_cpu:{"widths": [48, 96, 116], "separable": true}'
+
 Data are random uint8 images (throughput does not depend on the pixels). A step is what the
 engine does for an image classifier: scale to [0, 1], forward, cross-entropy, backward, optimizer
 step. Timing separate training runs instead compares whatever else the machine did in each.
@@ -12,6 +19,7 @@ step. Timing separate training runs instead compares whatever else the machine d
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -32,10 +40,26 @@ OPTIMIZERS = {
 }
 
 
-def measure(model_name: str, *, batch_size: int, optimizer: str, bf16: bool, channels_last: bool,
+def parse_model_spec(spec: str) -> tuple[str, dict]:
+    """'NAME' or 'NAME:JSON' (a JSON object of create_model keyword arguments) -> (name, kwargs)."""
+    name, sep, raw = spec.partition(":")
+    if not sep:
+        return name, {}
+    try:
+        kwargs = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"model {spec!r}: the part after ':' is not JSON ({err}); "
+                         f"write NAME:'{{\"widths\": [48, 96, 116]}}'") from None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"model {spec!r}: the part after ':' must be a JSON object of keyword arguments")
+    return name, kwargs
+
+
+def measure(model_spec: str, *, batch_size: int, optimizer: str, bf16: bool, channels_last: bool,
             warmup_steps: int, steps: int, seed: int) -> dict:
     torch.manual_seed(seed)
-    model = create_model(model_name)
+    name, kwargs = parse_model_spec(model_spec)
+    model = create_model(name, **kwargs)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.train()
@@ -47,7 +71,8 @@ def measure(model_name: str, *, batch_size: int, optimizer: str, bf16: bool, cha
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", required=True, help="registered model names; the first is the baseline")
+    p.add_argument("--models", nargs="+", required=True,
+                   help="registered model names, or NAME:JSON with create_model kwargs; the first is the baseline")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="rmsprop")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (pays on a CPU with native bf16)")
@@ -64,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
                         ("--threads", args.threads)):
         if value < 1:
             p.error(f"{name} must be positive, got {value}")
+    for spec in args.models:
+        try:
+            parse_model_spec(spec)
+        except ValueError as err:
+            p.error(str(err))
     torch.set_num_threads(args.threads)
     runs: dict[str, list[dict]] = {m: [] for m in args.models}
     for r in range(args.rounds):

@@ -366,6 +366,30 @@ def test_model_steps_benchmark_reports_time_ratios_against_the_first_model(tmp_p
     assert "time per image vs cnn004" in proc.stdout
 
 
+def test_model_steps_takes_constructor_kwargs_per_model(tmp_path):
+    out = tmp_path / "model_steps.json"
+    narrow = 'airbench_cpu:{"widths": [8, 8, 8], "separable": true}'
+    wide = 'airbench_cpu:{"widths": [16, 8, 24], "separable": true}'
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "model_steps.py"), "--models", narrow, wide,
+                           "--batch-size", "4", "--warmup-steps", "1", "--steps", "1", "--rounds", "1",
+                           "--optimizer", "sgd", "--threads", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["model"]: r for r in json.loads(out.read_text())["rows"]}
+    # The widths reach the model: the wider net has more parameters, each counted from its own build.
+    assert rows[narrow]["time_ratio_median"] == 1.0
+    assert rows[wide]["params"] > rows[narrow]["params"] > 0
+
+
+def test_model_steps_names_a_malformed_model_spec():
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "model_steps.py"), "--models",
+                           "airbench_cpu:{widths: [8, 8, 8]}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "not JSON" in proc.stderr and "airbench_cpu" in proc.stderr
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "model_steps.py"), "--models", "airbench_cpu:[8, 8, 8]"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "JSON object" in proc.stderr
+
+
 def test_model_steps_rejects_a_model_named_twice():
     proc = subprocess.run([sys.executable, str(BENCH_DIR / "model_steps.py"), "--models", "cnn004", "cnn004"],
                           capture_output=True, text=True, timeout=120)
