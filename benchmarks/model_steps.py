@@ -55,10 +55,9 @@ def parse_model_spec(spec: str) -> tuple[str, dict]:
     return name, kwargs
 
 
-def measure(model_spec: str, *, batch_size: int, optimizer: str, bf16: bool, channels_last: bool,
+def measure(name: str, kwargs: dict, *, batch_size: int, optimizer: str, bf16: bool, channels_last: bool,
             warmup_steps: int, steps: int, seed: int) -> dict:
     torch.manual_seed(seed)
-    name, kwargs = parse_model_spec(model_spec)
     model = create_model(name, **kwargs)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -89,16 +88,15 @@ def main(argv: list[str] | None = None) -> int:
                         ("--threads", args.threads)):
         if value < 1:
             p.error(f"{name} must be positive, got {value}")
-    for spec in args.models:
-        try:
-            parse_model_spec(spec)
-        except ValueError as err:
-            p.error(str(err))
+    try:   # parsed once, before any timing: a malformed spec fails in a second, not after a round
+        specs = {spec: parse_model_spec(spec) for spec in args.models}
+    except ValueError as err:
+        p.error(str(err))
     torch.set_num_threads(args.threads)
     runs: dict[str, list[dict]] = {m: [] for m in args.models}
     for r in range(args.rounds):
         for name in args.models:
-            res = measure(name, batch_size=args.batch_size, optimizer=args.optimizer, bf16=args.bf16,
+            res = measure(*specs[name], batch_size=args.batch_size, optimizer=args.optimizer, bf16=args.bf16,
                           channels_last=args.channels_last, warmup_steps=args.warmup_steps, steps=args.steps, seed=r)
             runs[name].append(res)
             print(f"round {r + 1}/{args.rounds} {name:22s} {res['images_per_s']:8.1f} img/s", flush=True)
