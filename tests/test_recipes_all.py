@@ -10,6 +10,7 @@ import yaml
 
 from cnnlab import load_experiment
 from cnnlab.models.params import count_params
+from cnnlab.train.experiment import experiment_to_yaml
 from cnnlab.train.setup import build_model
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -27,7 +28,14 @@ REPORT_PARAMS = {
     "000-b-ours": 46_632,   # ours: the header's count, under 000-b's 50K budget
     "000-b-ours-sep": 47_584,   # ours, depthwise-separable: the header's count, under the same budget
     "001-e-ours": 890_730,   # ours: 001-e's residual model unchanged
+    "000-b-ours-90": 49_972,   # ours: the header's count, just under 000-b's 50K budget
 }
+
+# Recipes whose records were made with an equal override command on another recipe: the recipe must
+# resolve to the config those runs saved, or its header's numbers are not its own.
+# Keys that may differ: the run's identity and the per-run flags of its command.
+RECORDED_WITH_OVERRIDES = {"000-b-ours-90": "results/000-b-ours-90"}
+PER_RUN_KEYS = ("name", "description", "seed", "threads")
 
 
 def _classes(cfg) -> int:
@@ -64,3 +72,14 @@ def test_every_source_a_recipe_names_is_a_shipped_recipe(recipe):
             path = RECIPES.parent / source.recipe
             assert path.is_file(), f"recipes/{recipe}.yaml names {source.recipe}, which does not exist"
             load_experiment(path)   # and it loads under the strict rules
+
+
+@pytest.mark.parametrize("recipe", sorted(RECORDED_WITH_OVERRIDES))
+def test_recipe_resolves_to_the_config_its_records_were_trained_with(recipe):
+    runs = sorted((RECIPES.parent / RECORDED_WITH_OVERRIDES[recipe]).glob("*/config.yaml"))
+    assert len(runs) >= 3, f"{RECORDED_WITH_OVERRIDES[recipe]} should hold the recipe's seeds"
+    ours = yaml.safe_load(experiment_to_yaml(load_experiment(RECIPES / f"{recipe}.yaml")))
+    for run in runs:
+        saved = yaml.safe_load(run.read_text())
+        differ = sorted(k for k in set(ours) | set(saved) if k not in PER_RUN_KEYS and ours.get(k) != saved.get(k))
+        assert not differ, f"recipes/{recipe}.yaml differs from {run} in {differ}"
