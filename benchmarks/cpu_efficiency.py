@@ -1,15 +1,18 @@
 """How close the fast recipe's training step comes to this CPU's arithmetic limit (issue 38 item 4).
 
     python benchmarks/cpu_efficiency.py --out results/speed/2026-12-04/cpu_efficiency.json
+    python benchmarks/cpu_efficiency.py --widths 64,256,256 --precision bf16     (fast-cpu-94's step)
 
 In one run, on the same threads:
-1. the machine's measured peak: fp32 matrix products (n x n @ n x n, 2 n^3 FLOPs) of a few sizes,
+1. the machine's measured peak: matrix products (n x n @ n x n, 2 n^3 FLOPs) of a few sizes in the
+   step's precision (fp32, or bf16 for a bf16 step, where fp32 is measured beside it for reference),
    the best of several repeats; the large-matmul rate is the limit a convolution (lowered to
    GEMM-like kernels by oneDNN) could reach;
 2. the training step of `recipes/fast-cpu.yaml` as the engine runs it in epochs 2-11: uint8 batch ->
    normalize -> flip + 2 px reflect-padded crop (cnnlab's Augmenter) -> channels_last -> forward ->
    label-smoothed cross-entropy -> backward -> Nesterov SGD with weight decay -> Lookahead every 5
-   steps; the whitening layer frozen (freeze_after: {whiten: 1});
+   steps; the whitening layer frozen (freeze_after: {whiten: 1}); with --precision bf16 the forward
+   runs under bf16 autocast as the engine runs it (recipes/fast-cpu-94.yaml: --widths 64,256,256);
 3. its arithmetic: per conv/linear layer, forward 2 x MACs, weight gradient 2 x MACs (trainable
    layers), input gradient 2 x MACs (every layer whose input needs a gradient: not the frozen
    first one), over the batch; achieved FLOP/s = that / measured step time;
@@ -45,11 +48,11 @@ from cnnlab.train.lookahead import Lookahead  # noqa: E402
 from cnnlab.train.options import LookaheadConfig  # noqa: E402
 
 
-def matmul_peak(sizes: list[int], repeats: int) -> dict:
-    """Best fp32 GFLOP/s of an n x n product, per n."""
+def matmul_peak(sizes: list[int], repeats: int, dtype: torch.dtype = torch.float32) -> dict:
+    """Best GFLOP/s of an n x n product in `dtype`, per n."""
     out = {}
     for n in sizes:
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         torch.mm(a, b)   # warm-up: oneDNN/MKL picks its kernel
         best = float("inf")
         for _ in range(repeats):
@@ -99,6 +102,17 @@ CATEGORIES = (
 )
 
 
+def cpu_name() -> str:
+    """The CPU's model name (platform.processor() is empty on most Linux systems)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def categorize(name: str, in_data: bool) -> str:
     if in_data:
         return "data path (normalize + augment)"
@@ -114,6 +128,10 @@ def categorize(name: str, in_data: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="airbench_cpu")
+    p.add_argument("--widths", default=None,
+                   help="airbench models: three channel counts, e.g. 64,256,256 (fast-cpu-94); default the model's")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: the forward under bf16 autocast, and the peak measured as a bf16 matmul")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--steps", type=int, default=30)
@@ -127,14 +145,25 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     threads = torch.get_num_threads()
 
-    peak = matmul_peak([int(n) for n in args.matmul.split(",")], repeats=5)
+    sizes = [int(n) for n in args.matmul.split(",")]
+    amp_dtype = torch.bfloat16 if args.precision == "bf16" else None
+    peak = matmul_peak(sizes, repeats=5, dtype=amp_dtype or torch.float32)
     peak_gflops = max(peak.values())
+    # A bf16 step is held against the bf16 limit; the fp32 one beside it says what bf16 bought.
+    peak_fp32 = matmul_peak(sizes, repeats=5) if amp_dtype else peak
 
     images = torch.randint(0, 256, (args.batch_size * 4, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(0, 10, (args.batch_size * 4,))
     normalizer = Normalizer.fit("per_channel", images)
     augmenter = Augmenter(AugmentConfig(hflip=True, crop_padding=2))
-    model = create_model(args.model, logit_scale=1.0) if args.model.startswith("airbench") else create_model(args.model)
+    kwargs: dict = {}
+    if args.model.startswith("airbench"):
+        kwargs["logit_scale"] = 1.0
+        if args.widths:
+            kwargs["widths"] = [int(w) for w in args.widths.split(",")]
+    elif args.widths:
+        p.error("--widths applies to the airbench models only")
+    model = create_model(args.model, **kwargs)
     if hasattr(model, "init_from_data"):
         model.init_from_data(normalizer(images))
     model = model.to(memory_format=torch.channels_last).train()
@@ -158,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             x = augmenter(normalizer(images[start:start + args.batch_size]), gen)
             x = x.contiguous(memory_format=torch.channels_last)
         y = labels[start:start + args.batch_size]
-        loss = F.cross_entropy(model(x), y, label_smoothing=0.2)
+        with torch.autocast("cpu", dtype=amp_dtype) if amp_dtype else nullcontext():
+            logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=0.2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -191,9 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     profiled = sum(per_step.values())   # seconds per step that the profiler saw
 
     result = {
-        "benchmark": "cpu_efficiency", "model": args.model, "batch_size": args.batch_size, "threads": threads,
-        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "benchmark": "cpu_efficiency", "model": args.model, "model_kwargs": kwargs, "precision": args.precision,
+        "batch_size": args.batch_size, "threads": threads, "cpu": cpu_name(), "torch": torch.__version__,
         "matmul_gflops": {str(k): round(v, 2) for k, v in peak.items()}, "peak_gflops": round(peak_gflops, 2),
+        "matmul_gflops_fp32": {str(k): round(v, 2) for k, v in peak_fp32.items()},
         "flops_per_step": flops, "step_seconds_median": step_s,
         "step_seconds_spread": [min(times), max(times)], "images_per_s": args.batch_size / step_s,
         "achieved_gflops": round(achieved, 2), "share_of_peak": achieved / peak_gflops,
@@ -201,8 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         "profile_share": {k: round(v / profiled, 3) for k, v in per_step.items()},
         "conv_gflops_in_profile": round(flops["step"] / max(per_step.get("convolution", 1e-9), 1e-9) / 1e9, 2),
     }
-    print(f"{args.model}, batch {args.batch_size}, {threads} threads, torch {torch.__version__}")
-    print("matmul peak: " + ", ".join(f"n={k}: {v:.1f} GFLOP/s" for k, v in peak.items()))
+    print(f"{args.model} {kwargs.get('widths', '')}, {args.precision}, batch {args.batch_size}, {threads} threads, "
+          f"torch {torch.__version__}, {result['cpu']}")
+    print(f"{args.precision} matmul peak: " + ", ".join(f"n={k}: {v:.1f} GFLOP/s" for k, v in peak.items()))
+    if amp_dtype:
+        print("fp32 matmul (reference): " + ", ".join(f"n={k}: {v:.1f} GFLOP/s" for k, v in peak_fp32.items()))
     print(f"training step: {flops['step'] / 1e9:.2f} GFLOP ({flops['forward'] / 1e9:.2f} forward, "
           f"{flops['weight_grad'] / 1e9:.2f} weight grad, {flops['input_grad'] / 1e9:.2f} input grad), "
           f"median {1000 * step_s:.1f} ms ({min(times) * 1000:.1f}-{max(times) * 1000:.1f}), "

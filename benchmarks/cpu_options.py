@@ -35,12 +35,16 @@ VARIANTS = {
     # its input gradient, the costliest one at full resolution, is never computed. Models with a
     # `whiten` module only.
     "channels_last+frozen_whiten": dict(channels_last=True, bf16=False, compile=False, freeze="whiten"),
+    # fast-cpu-94's step (bf16 on a CPU with native bf16, whitening frozen after epoch 1), and compiled.
+    "bf16+channels_last+frozen_whiten": dict(channels_last=True, bf16=True, compile=False, freeze="whiten"),
+    "compile+bf16+channels_last+frozen_whiten": dict(channels_last=True, bf16=True, compile=True, freeze="whiten"),
 }
 
 
-def measure(model_name: str, variant: dict, batch_size: int, warmup_steps: int, steps: int, seed: int) -> dict:
+def measure(model_name: str, variant: dict, batch_size: int, warmup_steps: int, steps: int, seed: int,
+            model_kwargs: dict | None = None) -> dict:
     torch.manual_seed(seed)
-    model = create_model(model_name)
+    model = create_model(model_name, **(model_kwargs or {}))
     if variant["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     frozen = variant.get("freeze")
@@ -67,22 +71,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS),
                    help="default: all that apply to the model (frozen_whiten needs a whiten module)")
+    p.add_argument("--widths", default=None,
+                   help="airbench models: three channel counts, e.g. 64,256,256 (fast-cpu-94's net)")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
+    model_kwargs = {"widths": [int(w) for w in args.widths.split(",")]} if args.widths else {}
     torch.set_num_threads(args.threads)
     if args.variants is None:
-        has = set(dict(create_model(args.model).named_children()))
+        has = set(dict(create_model(args.model, **model_kwargs).named_children()))
         args.variants = [n for n, v in VARIANTS.items() if v.get("freeze") is None or v["freeze"] in has]
     names = ["eager"] + [v for v in args.variants if v != "eager"]
     runs: dict[str, list[dict]] = {n: [] for n in names}
     for r in range(args.rounds):
         for name in names:
-            res = measure(args.model, VARIANTS[name], args.batch_size, args.warmup_steps, args.steps, seed=r)
+            res = measure(args.model, VARIANTS[name], args.batch_size, args.warmup_steps, args.steps, seed=r,
+                          model_kwargs=model_kwargs)
             runs[name].append(res)
             print(f"round {r + 1}/{args.rounds} {name:22s} {res['images_per_s']:8.1f} img/s "
                   f"(warm-up {res['warmup_s']:.1f} s)", flush=True)
-    print(f"\nmodel {args.model}, batch {args.batch_size}, {args.threads} threads, torch {torch.__version__}, "
-          f"{args.rounds} rounds of {args.steps} timed steps")
+    print(f"\nmodel {args.model} {model_kwargs.get('widths', '')}, batch {args.batch_size}, {args.threads} threads, "
+          f"torch {torch.__version__}, {args.rounds} rounds of {args.steps} timed steps")
     print(f"{'variant':22s} {'img/s (median)':>14s} {'ratio to eager (median, min-max)':>34s} {'warm-up s':>10s}")
     rows = []
     for name in names:
@@ -94,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:22s} {ips:14.1f} {row['ratio_median']:14.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
               f"{'':8s} {row['warmup_s']:10.1f}")
     if args.json:
-        write_json_atomic(args.json, {"model": args.model, "batch_size": args.batch_size, "threads": args.threads,
+        write_json_atomic(args.json, {"model": args.model, "model_kwargs": model_kwargs,
+                                      "batch_size": args.batch_size, "threads": args.threads,
                                       "torch": torch.__version__, "rounds": args.rounds, "steps": args.steps,
                                       "rows": rows})
     return 0

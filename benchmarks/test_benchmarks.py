@@ -440,6 +440,46 @@ def test_cpu_efficiency_counts_the_steps_arithmetic_and_accounts_for_its_time(tm
     assert "of the measured peak" in proc.stdout
 
 
+def test_cpu_efficiency_bf16_holds_the_step_against_the_bf16_peak_of_the_widths_given(tmp_path: Path) -> None:
+    """--precision bf16 --widths: the net built is the one named (its MACs scale with the widths),
+    and both peaks are recorded, the bf16 one as the limit."""
+    runs = {}
+    for name, extra in (("narrow", ["--widths", "8,16,16"]), ("wide", ["--widths", "16,32,32"])):
+        out = tmp_path / f"{name}.json"
+        proc = subprocess.run([sys.executable, str(BENCH_DIR / "cpu_efficiency.py"), "--batch-size", "8",
+                               "--warmup", "1", "--steps", "2", "--profile-steps", "1", "--matmul", "64",
+                               "--threads", "1", "--precision", "bf16", *extra, "--out", str(out)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        runs[name] = json.loads(out.read_text())
+    narrow, wide = runs["narrow"], runs["wide"]
+    assert narrow["precision"] == "bf16" and narrow["model_kwargs"]["widths"] == [8, 16, 16]
+    assert set(narrow["matmul_gflops"]) == set(narrow["matmul_gflops_fp32"]) == {"64"}
+    assert narrow["peak_gflops"] == max(narrow["matmul_gflops"].values())
+    # Doubling every width multiplies the MACs of the layers between two groups by 4; the fixed
+    # 24-channel whitening layer and the first conv fed by it grow less.
+    assert 2.0 < wide["flops_per_step"]["macs_per_image"] / narrow["flops_per_step"]["macs_per_image"] <= 4.0
+    assert "fp32 matmul (reference)" in proc.stdout
+
+
+def test_cpu_efficiency_widths_on_a_model_without_widths_is_an_error() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "cpu_efficiency.py"), "--model", "cnn004",
+                           "--widths", "8,16,16", "--steps", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "--widths applies to the airbench models only" in proc.stderr
+
+
+def test_cpu_options_widths_builds_the_net_named(tmp_path: Path) -> None:
+    out = tmp_path / "opts.json"
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "cpu_options.py"), "--model", "airbench_cpu",
+                           "--widths", "8,16,16", "--batch-size", "8", "--warmup-steps", "1", "--steps", "1",
+                           "--rounds", "1", "--threads", "1", "--variants", "bf16+channels_last+frozen_whiten",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(out.read_text())
+    assert record["model_kwargs"] == {"widths": [8, 16, 16]}
+    assert [r["variant"] for r in record["rows"]] == ["eager", "bf16+channels_last+frozen_whiten"]
+
+
 def test_time_to_accuracy_interleaves_sides_and_pairs_rounds() -> None:
     from time_to_accuracy import round_order, summarize
     assert round_order(2) == [(1, "keras"), (1, "cnnlab"), (2, "cnnlab"), (2, "keras")]

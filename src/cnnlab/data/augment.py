@@ -25,6 +25,18 @@ def hflip(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
 
 
+def alternating_flip(phase: torch.Tensor, epoch: int) -> torch.Tensor:
+    """airbench's alternating flip: mirror an image when its fixed random `phase` (bool, one per
+    image) differs from the epoch's parity, so each image is seen both ways in any two
+    consecutive epochs. `phase` is drawn once per run (flip_phase)."""
+    return phase ^ bool(epoch % 2)
+
+
+def flip_phase(n_images: int, seed: int) -> torch.Tensor:
+    """Each training image's flip in epoch 0, a fixed draw from `seed` (bool, N)."""
+    return torch.randint(0, 2, (n_images,), generator=torch.Generator().manual_seed(seed)).bool()
+
+
 def pad_crop(x: torch.Tensor, padding: int, top: torch.Tensor, left: torch.Tensor, mode: str = "reflect") -> torch.Tensor:
     """Pad by `padding` px each side ("reflect" mirrors the border, "zero" fills 0 = the mean
     after normalization), then take per-image H x W windows at (top, left) in [0, 2 * padding]."""
@@ -84,12 +96,15 @@ class Augmenter:
             raise DataError("augment.trivial_augment / augment.jpeg_quality work on pixel values: build the "
                             "Augmenter with the run's normalizer, Augmenter(cfg, normalizer=...)")
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator, part: tuple[int, int] | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator, part: tuple[int, int] | None = None,
+                 flip: torch.Tensor | None = None) -> torch.Tensor:
         """An augmented copy of x; all randomness drawn from `generator` (on x's device).
 
         ``part=(start, total)``: x is rows start.. of a batch of ``total`` (one rank's share of a
         data-parallel batch). The draws are made for the whole batch and x takes its rows, so
         every rank's generator stays in step and each image gets what one process would give it.
+        ``flip``: a bool mask (N) of the images to mirror, given by the caller instead of drawn
+        (flip_mode "alternating", where the flip follows the image and the epoch: `alternating_flip`).
         """
         if not self.enabled:
             return x
@@ -113,7 +128,14 @@ class Augmenter:
             return _uniform(total, low, high, generator, dev)[start:start + n]
 
         if cfg.hflip:
-            x = hflip(x, rand() < 0.5)
+            if flip is None and cfg.flip_mode == "alternating":
+                raise DataError("augment.flip_mode: alternating flips each image by its index and the epoch; "
+                                "pass flip=alternating_flip(phase[ids], epoch) (the training loop does), or use "
+                                "flip_mode: random")
+            if flip is not None and flip.shape != (n,):
+                raise DataError(f"augmenter flip mask has shape {tuple(flip.shape)}, the batch {n} images; "
+                                "give one bool per image")
+            x = hflip(x, flip.to(device=dev, dtype=torch.bool) if flip is not None else rand() < 0.5)
         if cfg.crop_padding:
             span = 2 * cfg.crop_padding + 1
             top = randint(span)

@@ -14,6 +14,7 @@ NORMALIZE_KINDS = ("none", "unit", "center", "zscore", "per_channel", "imagenet"
 # ImageNet's for pretrained: imagenet), so a transferred body sees the inputs it learned on.
 NORMALIZE_CHOICES = NORMALIZE_KINDS + ("source",)
 CROP_PAD_MODES = ("reflect", "zero")
+FLIP_MODES = ("random", "alternating")
 
 
 def _check_choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -57,6 +58,11 @@ class AugmentConfig:
     """On-device, batched training-time augmentation. All zero/False = off."""
 
     hflip: bool = False  # horizontal flip with p = 0.5
+    # "alternating" (airbench's alternating flip): each image gets a random flip fixed for the run
+    # (from the seed), and the whole set is mirrored in every odd epoch, so every image is seen both
+    # ways in any two consecutive epochs instead of by chance. Needs hflip: true; the training loop
+    # supplies each image's index and the epoch.
+    flip_mode: str = "random"
     crop_padding: int = 0  # px; pad then random-crop back to the original size (0 = off)
     crop_pad_mode: str = "reflect"  # how the crop padding is filled: "reflect" | "zero"
     width_shift: float = 0.0  # fraction of width; uniform shift in [-w, w] (Keras width_shift_range)
@@ -80,6 +86,10 @@ class AugmentConfig:
         if not isinstance(self.crop_padding, int):
             raise ValueError(f"augment.crop_padding: {self.crop_padding!r} is not allowed; use a whole number of pixels >= 0")
         _check_choice("augment.crop_pad_mode", self.crop_pad_mode, CROP_PAD_MODES)
+        _check_choice("augment.flip_mode", self.flip_mode, FLIP_MODES)
+        if self.flip_mode != "random" and not self.hflip:
+            raise ValueError(f"augment.flip_mode: {self.flip_mode!r} sets how images are flipped; add hflip: true, "
+                             "or drop flip_mode")
         for key in ("width_shift", "height_shift"):
             value = getattr(self, key)
             _check_min(f"augment.{key}", value, 0, "use a fraction of the image size in [0, 1)")

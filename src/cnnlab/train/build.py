@@ -19,6 +19,7 @@ import torch
 
 from cnnlab.atomic import write_text_atomically
 from cnnlab.data import Augmenter, Normalizer, load_splits
+from cnnlab.data.augment import flip_phase
 from cnnlab.train import distributed, runtime
 from cnnlab.train.callbacks import BestWeights, Callback, EarlyStopping, MetricsWriter
 from cnnlab.train.components import CallbackStates, Checkpointer, RandomStreams, Value
@@ -168,7 +169,15 @@ def _engine(cfg, model, task, normalizer, train_x, train_y, device, amp_dtype, c
                   amp_dtype=amp_dtype, channels_last=channels_last, steps_per_epoch=steps, plan=plan,
                   l2_kernels=l2_kernels(model, cfg.regularization.l2_layers),
                   step_hooks=[h for h in (lookahead, ema) if h is not None], ema=ema, world=world,
-                  compile=cfg.compile)
+                  compile=cfg.compile, flip_phase=_flip_phase(cfg, train_x))
+
+
+def _flip_phase(cfg, train_x: torch.Tensor) -> Optional[torch.Tensor]:
+    """augment.flip_mode alternating: every image's flip in epoch 0, drawn from the seed (its own
+    stream, so the shuffle and the other augmentations draw as they would without it)."""
+    if not (cfg.augment.hflip and cfg.augment.flip_mode == "alternating"):
+        return None
+    return flip_phase(train_x.shape[0], cfg.seed + 2).to(train_x.device)
 
 
 def _run_folder(cfg, run_dir, stack, runs_dir, seed_suffix, model, train_x, normalizer, n_train, log) -> Path:

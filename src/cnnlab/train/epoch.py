@@ -14,6 +14,7 @@ from typing import Callable, Optional
 
 import torch
 
+from cnnlab.data.augment import alternating_flip
 from cnnlab.train import runtime
 from cnnlab.train.distributed import SINGLE, World
 from cnnlab.train.optim import set_lr
@@ -53,6 +54,8 @@ class Engine:
     ddp_model: Optional[torch.nn.Module] = None   # `model` in DistributedDataParallel when world.size > 1
     batch_part: tuple = (0, 0)       # this rank's rows of the current global batch: (start, global size)
     compile: bool = False            # torch.compile the training forward (config `compile`)
+    flip_phase: Optional[torch.Tensor] = None   # augment.flip_mode alternating: each image's flip in epoch 0
+    epoch: int = 0                   # 0-based epoch being trained (the alternating flip's parity)
     _compiled: tuple = (None, None)  # (module, its compiled form): rebuilt when DDP re-wraps the model
 
     @property
@@ -79,9 +82,16 @@ class Engine:
             self._compiled = (module, runtime.compiled(module))
         return self._compiled[1](x)
 
-    def augment(self, x: torch.Tensor) -> torch.Tensor:
-        """This rank's rows of the global batch, augmented as one process would augment them."""
-        return self.augmenter(x, self.augment_gen, part=self.batch_part)
+    def augment(self, x: torch.Tensor, ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """This rank's rows of the global batch, augmented as one process would augment them.
+        ``ids``: the rows' indices in the training set, which the alternating flip follows."""
+        flip = None
+        if self.flip_phase is not None:
+            if ids is None:
+                raise ValueError("augment.flip_mode alternating needs the batch's image indices: "
+                                 "call engine.augment(x, ids)")
+            flip = alternating_flip(self.flip_phase[ids], self.epoch)
+        return self.augmenter(x, self.augment_gen, part=self.batch_part, flip=flip)
 
     def lr(self, global_step: int) -> float:
         """The schedule runs over each stage, from the stage's base LR."""
@@ -215,6 +225,7 @@ def train_epoch(engine: Engine, state: TrainState, callbacks: list, should_stop:
     """
     cfg = engine.cfg
     perm = epoch_permutation(engine, state)
+    engine.epoch = state.epoch
     sums = RunningSums(state, engine.device)
     engine.freeze_due(state.global_step)
     set_train_mode(engine.model, cfg.model.frozen_bn)

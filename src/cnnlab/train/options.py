@@ -48,6 +48,10 @@ class OptimizerConfig:
     # For the Keras-style L2 penalty added to the loss use regularization.l2.
     weight_decay: float = 0.0
     lookahead: Optional[LookaheadConfig] = None   # {every: 5}: airbench's Lookahead over any optimizer
+    # LR multiplier for the normalization layers' parameters (batch/group/layer norm scales and
+    # shifts); airbench trains its BN biases at 64x. Their weight decay is divided by it, so the
+    # shrink per step (lr x weight_decay) stays that of the other weights.
+    norm_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         _check_choice("optimizer.name", self.name, OPTIMIZERS)
@@ -55,6 +59,8 @@ class OptimizerConfig:
             raise ValueError(f"optimizer.lr must be > 0, got {self.lr}")
         if len(self.betas) != 2:
             raise ValueError(f"optimizer.betas needs two numbers, got {self.betas}")
+        if self.norm_lr_scale <= 0:
+            raise ValueError(f"optimizer.norm_lr_scale must be > 0 (1 = the scheduled LR), got {self.norm_lr_scale}")
         if self.nesterov and (self.name != "sgd" or self.momentum <= 0):
             raise ValueError("optimizer.nesterov needs name: sgd and momentum > 0")
 
@@ -75,9 +81,11 @@ class ScheduleConfig:
     pct_start: float = 0.3          # onecycle: fraction of steps spent rising
     div_factor: float = 25.0        # onecycle: start = peak / div_factor
     final_div_factor: float = 1e4   # onecycle: end = start / final_div_factor
+    anneal: str = "cos"             # onecycle: "cos" (half-cosine ramps) | "linear" (airbench's straight ramps)
 
     def __post_init__(self) -> None:
         _check_choice("schedule.name", self.name, SCHEDULES)
+        _check_choice("schedule.anneal", self.anneal, ("cos", "linear"))
         if self.name == "piecewise" and len(self.values) != len(self.milestones) + 1:
             raise ValueError(
                 f"schedule piecewise needs len(values) == len(milestones) + 1, "

@@ -42,12 +42,11 @@ def lr_at(step: int, steps_per_epoch: int, total_epochs: int, base_lr: float, cf
         peak = cfg.max_lr if cfg.max_lr is not None else base_lr
         start = peak / cfg.div_factor
         end = start / cfg.final_div_factor
-        if progress < cfg.pct_start:
-            t = progress / cfg.pct_start
-            lr = start + (peak - start) * 0.5 * (1 - math.cos(math.pi * t))
-        else:
-            t = (progress - cfg.pct_start) / (1 - cfg.pct_start)
-            lr = end + (peak - end) * 0.5 * (1 + math.cos(math.pi * t))
+        rising = progress < cfg.pct_start
+        t = progress / cfg.pct_start if rising else (progress - cfg.pct_start) / (1 - cfg.pct_start)
+        # The share of the way done: half-cosine, or straight (anneal: linear).
+        done = 0.5 * (1 - math.cos(math.pi * t)) if cfg.anneal == "cos" else t
+        lr = start + (peak - start) * done if rising else peak + (end - peak) * done
     else:  # options.py validates names; this guards against a new name without a formula
         raise ValueError(f"unknown schedule {cfg.name!r}")
 

@@ -143,20 +143,30 @@ def set_train_mode(model: nn.Module, frozen_bn: str) -> None:
             module.eval()
 
 
+NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
 def stage_optimizer(model: nn.Module, opt: OptimizerConfig, stage: Stage) -> torch.optim.Optimizer:
-    """The stage's optimizer over its trainable parameters; with body_lr, the body is a second
-    group whose LR is body_lr / lr times the scheduled LR (group key "lr_scale")."""
+    """The stage's optimizer over its trainable parameters, in groups whose LR is the scheduled LR
+    times the group's "lr_scale": with body_lr, the body's is body_lr / lr; with
+    optimizer.norm_lr_scale, the normalization layers' parameters are a group of their own at that
+    scale, with weight decay divided by it (the same lr x wd shrink per step as the rest)."""
     cfg = dataclasses.replace(opt, name=stage.optimizer, lr=stage.lr)
-    if stage.body_lr is None:
-        optimizer = build_optimizer(model.parameters(), cfg)
-        for group in optimizer.param_groups:
-            group["lr_scale"] = 1.0
-        return optimizer
-    heads = head_prefixes(model)
-    head = [p for n, p in model.named_parameters() if p.requires_grad and _matches(n, heads)]
-    body = [p for n, p in model.named_parameters() if p.requires_grad and not _matches(n, heads)]
-    return build_optimizer([{"params": head, "lr_scale": 1.0},
-                            {"params": body, "lr_scale": stage.body_lr / stage.lr}], cfg)
+    heads = head_prefixes(model) if stage.body_lr is not None else []
+    norm_ids = {id(p) for m in model.modules() if isinstance(m, NORM_LAYERS) for p in m.parameters(recurse=False)}
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            key = (bool(heads) and not _matches(name, heads), opt.norm_lr_scale != 1 and id(param) in norm_ids)
+            groups.setdefault(key, []).append(param)
+    param_groups = []
+    for (in_body, is_norm), params in sorted(groups.items()):
+        scale = (stage.body_lr / stage.lr if in_body else 1.0) * (opt.norm_lr_scale if is_norm else 1.0)
+        group = {"params": params, "lr_scale": scale}
+        if is_norm:
+            group["weight_decay"] = cfg.weight_decay / opt.norm_lr_scale
+        param_groups.append(group)
+    return build_optimizer(param_groups, cfg)
 
 
 def stage_counts(model: nn.Module, plan: list[Stage]) -> list[dict]:

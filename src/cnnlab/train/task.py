@@ -179,7 +179,7 @@ class ClassificationTask(Task):
         x = engine.normalizer(engine.train_x[idx])
         y = engine.train_y[idx]
         if engine.augmenter.enabled:
-            x = engine.augment(x)
+            x = engine.augment(x, idx)
         if engine.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with runtime.autocast(engine.device, engine.amp_dtype):

@@ -18,10 +18,16 @@ from ..blocks.whiten import PatchWhitening
 from ..registry import register_model
 
 
-def _bn(chans: int) -> nn.BatchNorm2d:
+def _bn(chans: int, scale: bool = True) -> nn.BatchNorm2d:
     # momentum 0.4 (PyTorch's convention: weight of the new batch) : short runs need running
     # statistics that catch up within a few dozen steps.
-    return nn.BatchNorm2d(chans, eps=1e-12, momentum=0.4)
+    bn = nn.BatchNorm2d(chans, eps=1e-12, momentum=0.4)
+    if not scale:
+        # airbench's BN: the scale fixed at 1 (a buffer, so no stage or `trainable` can train it),
+        # only the shift learns.
+        del bn.weight
+        bn.register_buffer("weight", torch.ones(chans))
+    return bn
 
 
 def _conv3x3(in_chans: int, out_chans: int, separable: bool) -> nn.Module:
@@ -36,14 +42,14 @@ class ConvGroup(nn.Sequential):
     ``separable``: each 3x3 conv is depthwise-separable (about 1/9 of the weights at equal width).
     """
 
-    def __init__(self, in_chans: int, out_chans: int, separable: bool = False):
+    def __init__(self, in_chans: int, out_chans: int, separable: bool = False, bn_scale: bool = True):
         super().__init__(OrderedDict([
             ("conv1", _conv3x3(in_chans, out_chans, separable)),
             ("pool", nn.MaxPool2d(2)),
-            ("bn1", _bn(out_chans)),
+            ("bn1", _bn(out_chans, bn_scale)),
             ("act1", nn.GELU()),
             ("conv2", _conv3x3(out_chans, out_chans, separable)),
-            ("bn2", _bn(out_chans)),
+            ("bn2", _bn(out_chans, bn_scale)),
             ("act2", nn.GELU()),
         ]))
         self.in_chans, self.out_chans = in_chans, out_chans
@@ -51,7 +57,8 @@ class ConvGroup(nn.Sequential):
 
 class AirbenchNet(ClassifierModel):
     def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), num_classes: int = 10, in_chans: int = 3,
-                 whiten_kernel: int = 2, logit_scale: float = 1 / 9, dirac: bool = True, separable: bool = False):
+                 whiten_kernel: int = 2, logit_scale: float = 1 / 9, dirac: bool = True, separable: bool = False,
+                 bn_scale: bool = True):
         super().__init__()
         if len(widths) != 3 or min(widths) < 1:
             raise ValueError(f"widths must be three positive channel counts, got {widths!r}")
@@ -62,7 +69,7 @@ class AirbenchNet(ClassifierModel):
         chans = self.whiten.out_chans
         groups = []
         for width in widths:
-            groups.append(ConvGroup(chans, width, separable))
+            groups.append(ConvGroup(chans, width, separable, bn_scale))
             chans = width
         self.group1, self.group2, self.group3 = groups
         self.pool = nn.AdaptiveMaxPool2d(1)
@@ -99,6 +106,8 @@ def airbench94(num_classes: int = 10, in_chans: int = 3, widths: list[int] | Non
 
 @register_model(input_size=32, description="airbench-style net for a 2-core CPU: conv groups 32/64/128, ~0.29M params")
 def airbench_cpu(num_classes: int = 10, in_chans: int = 3, widths: list[int] | None = None,
-                 dirac: bool = True, logit_scale: float = 1 / 9, separable: bool = False) -> AirbenchNet:
+                 dirac: bool = True, logit_scale: float = 1 / 9, separable: bool = False,
+                 bn_scale: bool = True) -> AirbenchNet:
+    """``bn_scale=False``: the BN scales fixed at 1 (airbench's BN), only the shifts train."""
     return AirbenchNet(tuple(widths or (32, 64, 128)), num_classes, in_chans, logit_scale=logit_scale, dirac=dirac,
-                       separable=separable)
+                       separable=separable, bn_scale=bn_scale)
