@@ -8,8 +8,9 @@ from cnnlab.data import AugmentConfig, DataConfig
 
 def test_defaults_are_valid():
     assert DataConfig().normalize == "per_channel"
+    # Every augmentation off by default; jpeg_p acts only with jpeg_quality, flip_mode only with hflip.
     assert not any(getattr(AugmentConfig(), f.name) for f in dataclasses.fields(AugmentConfig)
-                   if f.name not in ("crop_pad_mode", "jpeg_p"))   # jpeg_p only acts with jpeg_quality
+                   if f.name not in ("crop_pad_mode", "jpeg_p", "flip_mode"))
 
 
 def test_keras_aliases_map_onto_fields():
