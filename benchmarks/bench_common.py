@@ -128,6 +128,11 @@ def round_ratios(values: Sequence[float], baselines: Sequence[float]) -> dict[st
     return {"ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)}
 
 
+def parse_widths(text: str | None) -> list[int] | None:
+    """--widths "64,256,256": an airbench net's three channel counts (None when not given)."""
+    return [int(w) for w in text.split(",")] if text else None
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write via a temporary file in the same folder, so a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from bench_common import write_json_atomic  # noqa: E402
+from bench_common import parse_widths, write_json_atomic  # noqa: E402
 from cnnlab.data import AugmentConfig, Augmenter  # noqa: E402
 from cnnlab.data.normalize import Normalizer  # noqa: E402
 from cnnlab.models import create_model  # noqa: E402
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model.startswith("airbench"):
         kwargs["logit_scale"] = 1.0
         if args.widths:
-            kwargs["widths"] = [int(w) for w in args.widths.split(",")]
+            kwargs["widths"] = parse_widths(args.widths)
     elif args.widths:
         p.error("--widths applies to the airbench models only")
     model = create_model(args.model, **kwargs)

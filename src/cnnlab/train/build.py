@@ -175,7 +175,7 @@ def _engine(cfg, model, task, normalizer, train_x, train_y, device, amp_dtype, c
 def _flip_phase(cfg, train_x: torch.Tensor) -> Optional[torch.Tensor]:
     """augment.flip_mode alternating: every image's flip in epoch 0, drawn from the seed (its own
     stream, so the shuffle and the other augmentations draw as they would without it)."""
-    if not (cfg.augment.hflip and cfg.augment.flip_mode == "alternating"):
+    if cfg.augment.flip_mode != "alternating":   # AugmentConfig requires hflip with it
         return None
     return flip_phase(train_x.shape[0], cfg.seed + 2).to(train_x.device)
 
