@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="airbench models: three channel counts, e.g. 64,256,256 (fast-cpu-94's net)")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
+    if args.widths and not args.model.startswith("airbench"):
+        p.error("--widths applies to the airbench models only")
     model_kwargs = {"widths": parse_widths(args.widths)} if args.widths else {}
     torch.set_num_threads(args.threads)
     if args.variants is None:

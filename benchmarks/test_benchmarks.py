@@ -468,6 +468,12 @@ def test_cpu_efficiency_widths_on_a_model_without_widths_is_an_error() -> None:
     assert proc.returncode != 0 and "--widths applies to the airbench models only" in proc.stderr
 
 
+def test_cpu_options_widths_on_a_model_without_widths_is_an_error() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "cpu_options.py"), "--model", "cnn004",
+                           "--widths", "8,16,16", "--steps", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "--widths applies to the airbench models only" in proc.stderr
+
+
 def test_cpu_options_widths_builds_the_net_named(tmp_path: Path) -> None:
     out = tmp_path / "opts.json"
     proc = subprocess.run([sys.executable, str(BENCH_DIR / "cpu_options.py"), "--model", "airbench_cpu",

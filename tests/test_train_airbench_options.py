@@ -73,6 +73,14 @@ def test_bn_scale_false_fixes_the_scales_at_one_where_no_stage_can_train_them():
     assert bn.bias.grad is not None
 
 
+def test_airbench94_takes_the_cpu_nets_options():
+    """airbench94 is airbench_cpu's net at other widths: the same bn_scale and logit_scale options."""
+    free = create_model("airbench94", widths=[8, 16, 16])
+    fixed = create_model("airbench94", widths=[8, 16, 16], bn_scale=False, logit_scale=1.0)
+    assert sum(p.numel() for p in fixed.parameters()) == sum(p.numel() for p in free.parameters()) - 2 * 40
+    assert fixed.logit_scale == 1.0 and free.logit_scale == pytest.approx(1 / 9)
+
+
 def test_norm_lr_scale_trains_the_normalization_layers_faster_with_the_same_decay_per_step():
     model = create_model("airbench_cpu", widths=[8, 16, 16], bn_scale=False)
     opt_cfg = OptimizerConfig(name="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4, norm_lr_scale=64)

@@ -100,8 +100,10 @@ class AirbenchNet(ClassifierModel):
 
 @register_model(input_size=32, description="airbench94's net: whitening + conv groups 64/256/256, ~1.97M params")
 def airbench94(num_classes: int = 10, in_chans: int = 3, widths: list[int] | None = None,
-               dirac: bool = True) -> AirbenchNet:
-    return AirbenchNet(tuple(widths or (64, 256, 256)), num_classes, in_chans, dirac=dirac)
+               dirac: bool = True, logit_scale: float = 1 / 9, bn_scale: bool = True) -> AirbenchNet:
+    """airbench_cpu's options with airbench94's widths (``bn_scale=False``: airbench's fixed BN scales)."""
+    return AirbenchNet(tuple(widths or (64, 256, 256)), num_classes, in_chans, logit_scale=logit_scale, dirac=dirac,
+                       bn_scale=bn_scale)
 
 
 @register_model(input_size=32, description="airbench-style net for a 2-core CPU: conv groups 32/64/128, ~0.29M params")
