@@ -128,9 +128,14 @@ def round_ratios(values: Sequence[float], baselines: Sequence[float]) -> dict[st
     return {"ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)}
 
 
-def parse_widths(text: str | None) -> list[int] | None:
-    """--widths "64,256,256": an airbench net's three channel counts (None when not given)."""
-    return [int(w) for w in text.split(",")] if text else None
+def widths_kwargs(parser: argparse.ArgumentParser, model: str, text: str | None) -> dict[str, list[int]]:
+    """--widths "64,256,256" as create_model keyword arguments: an airbench net's three channel
+    counts ({} when not given); a usage error for a model that has no widths."""
+    if not text:
+        return {}
+    if not model.startswith("airbench"):
+        parser.error("--widths applies to the airbench models only")
+    return {"widths": [int(w) for w in text.split(",")]}
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

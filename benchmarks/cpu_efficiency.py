@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from bench_common import parse_widths, write_json_atomic  # noqa: E402
+from bench_common import widths_kwargs, write_json_atomic  # noqa: E402
 from cnnlab.data import AugmentConfig, Augmenter  # noqa: E402
 from cnnlab.data.normalize import Normalizer  # noqa: E402
 from cnnlab.models import create_model  # noqa: E402
@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, the core count)")
     p.add_argument("--out", default=None, help="write the numbers as JSON here")
     args = p.parse_args(argv)
+    kwargs: dict = widths_kwargs(p, args.model, args.widths)   # a bad --widths fails before the timing starts
+    if args.model.startswith("airbench"):
+        kwargs["logit_scale"] = 1.0
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -156,13 +159,6 @@ def main(argv: list[str] | None = None) -> int:
     labels = torch.randint(0, 10, (args.batch_size * 4,))
     normalizer = Normalizer.fit("per_channel", images)
     augmenter = Augmenter(AugmentConfig(hflip=True, crop_padding=2))
-    kwargs: dict = {}
-    if args.model.startswith("airbench"):
-        kwargs["logit_scale"] = 1.0
-        if args.widths:
-            kwargs["widths"] = parse_widths(args.widths)
-    elif args.widths:
-        p.error("--widths applies to the airbench models only")
     model = create_model(args.model, **kwargs)
     if hasattr(model, "init_from_data"):
         model.init_from_data(normalizer(images))

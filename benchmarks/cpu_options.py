@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from bench_common import parse_widths, round_ratios, write_json_atomic  # noqa: E402
+from bench_common import round_ratios, widths_kwargs, write_json_atomic  # noqa: E402
 from cnnlab.models import create_model  # noqa: E402
 from torch_steps import time_training_steps  # noqa: E402
 
@@ -75,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="airbench models: three channel counts, e.g. 64,256,256 (fast-cpu-94's net)")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
-    if args.widths and not args.model.startswith("airbench"):
-        p.error("--widths applies to the airbench models only")
-    model_kwargs = {"widths": parse_widths(args.widths)} if args.widths else {}
+    model_kwargs = widths_kwargs(p, args.model, args.widths)
     torch.set_num_threads(args.threads)
     if args.variants is None:
         has = set(dict(create_model(args.model, **model_kwargs).named_children()))
