@@ -82,16 +82,17 @@ def main(argv: list[str] | None = None) -> int:
         args.variants = [n for n, v in VARIANTS.items() if v.get("freeze") is None or v["freeze"] in has]
     names = ["eager"] + [v for v in args.variants if v != "eager"]
     runs: dict[str, list[dict]] = {n: [] for n in names}
+    width = max(len(n) for n in names)  # name column, so long variant names stay aligned
     for r in range(args.rounds):
         for name in names:
             res = measure(args.model, VARIANTS[name], args.batch_size, args.warmup_steps, args.steps, seed=r,
                           model_kwargs=model_kwargs)
             runs[name].append(res)
-            print(f"round {r + 1}/{args.rounds} {name:22s} {res['images_per_s']:8.1f} img/s "
+            print(f"round {r + 1}/{args.rounds} {name:{width}s} {res['images_per_s']:8.1f} img/s "
                   f"(warm-up {res['warmup_s']:.1f} s)", flush=True)
     print(f"\nmodel {args.model} {model_kwargs.get('widths', '')}, batch {args.batch_size}, {args.threads} threads, "
           f"torch {torch.__version__}, {args.rounds} rounds of {args.steps} timed steps")
-    print(f"{'variant':22s} {'img/s (median)':>14s} {'ratio to eager (median, min-max)':>34s} {'warm-up s':>10s}")
+    print(f"{'variant':{width}s} {'img/s (median)':>14s} {'ratio to eager (median, min-max)':>34s} {'warm-up s':>10s}")
     rows = []
     for name in names:
         ips = statistics.median(x["images_per_s"] for x in runs[name])
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                **round_ratios([x["images_per_s"] for x in runs[name]], [x["images_per_s"] for x in runs["eager"]]),
                "warmup_s": statistics.median(x["warmup_s"] for x in runs[name])}
         rows.append(row)
-        print(f"{name:22s} {ips:14.1f} {row['ratio_median']:14.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
+        print(f"{name:{width}s} {ips:14.1f} {row['ratio_median']:14.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
               f"{'':8s} {row['warmup_s']:10.1f}")
     if args.json:
         write_json_atomic(args.json, {"model": args.model, "model_kwargs": model_kwargs,
