@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         args.variants = [n for n, v in VARIANTS.items() if v.get("freeze") is None or v["freeze"] in has]
     names = ["eager"] + [v for v in args.variants if v != "eager"]
     runs: dict[str, list[dict]] = {n: [] for n in names}
-    width = max(len(n) for n in names)  # name column, so long variant names stay aligned
+    width = max(len(n) for n in [*names, "variant"])  # the name column fits the longest name and its header
     for r in range(args.rounds):
         for name in names:
             res = measure(args.model, VARIANTS[name], args.batch_size, args.warmup_steps, args.steps, seed=r,

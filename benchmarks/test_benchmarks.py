@@ -486,6 +486,21 @@ def test_cpu_options_widths_builds_the_net_named(tmp_path: Path) -> None:
     assert [r["variant"] for r in record["rows"]] == ["eager", "bf16+channels_last+frozen_whiten"]
 
 
+def test_cpu_options_table_columns_line_up_under_long_variant_names() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH_DIR / "cpu_options.py"), "--model", "airbench_cpu",
+                           "--widths", "8,16,16", "--batch-size", "8", "--warmup-steps", "1", "--steps", "1",
+                           "--rounds", "1", "--threads", "1", "--variants", "compile+bf16+channels_last+frozen_whiten"],
+                           capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("variant"))
+    column_end = lines[header].index("img/s (median)") + len("img/s (median)")
+    rows = lines[header + 1:header + 3]
+    assert [r.split()[0] for r in rows] == ["eager", "compile+bf16+channels_last+frozen_whiten"]
+    # the img/s figure of every row ends where its header does
+    assert all(r[column_end - 1].isdigit() and r[column_end] == " " for r in rows), "\n".join(lines[header:])
+
+
 def test_time_to_accuracy_interleaves_sides_and_pairs_rounds() -> None:
     from time_to_accuracy import round_order, summarize
     assert round_order(2) == [(1, "keras"), (1, "cnnlab"), (2, "cnnlab"), (2, "keras")]
