@@ -36,6 +36,26 @@ def test_eval_reproduces_the_test_accuracy(finished_run, tiny_cifar):
     assert acc == pytest.approx(100 * summary["final"]["test_acc"], abs=0.01)
 
 
+def test_eval_with_tta_scores_the_views_and_compares_only_the_same_views(tiny_cifar, tmp_path):
+    proc = run_cli("train", str(REPO / "recipes" / "004-b.yaml"), "--runs-dir", str(tmp_path), "--data-dir",
+                   str(tiny_cifar), "-q", "--no-report", *overrides_args(epochs=1), "-o", "tta=flip+translate")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = proc.stdout.strip().splitlines()[-1]
+    summary = json.load(open(os.path.join(run_dir, "summary.json")))
+    same = run_cli("eval", run_dir, "--tta", "flip+translate", "--data-dir", str(tiny_cifar))
+    assert same.returncode == 0, same.stderr
+    line = re.search(r"with flip\+translate TTA: accuracy ([\d.]+)%   \(summary.json: ([\d.]+)%\)", same.stdout)
+    assert line, same.stdout
+    assert float(line.group(1)) == pytest.approx(100 * summary["final"]["test_tta_acc"], abs=0.01)
+    other = run_cli("eval", run_dir, "--tta", "airbench", "--data-dir", str(tiny_cifar))
+    assert other.returncode == 0, other.stderr
+    tta_line = [s for s in other.stdout.splitlines() if "with airbench TTA" in s]
+    # The run trained with other views: summary.json's TTA accuracy is not shown as if it were comparable.
+    assert len(tta_line) == 1 and "summary.json" not in tta_line[0]
+    bad = run_cli("eval", run_dir, "--tta", "rotate", "--data-dir", str(tiny_cifar))
+    assert bad.returncode == 2 and "airbench" in bad.stderr
+
+
 def test_runs_lists_the_run(finished_run):
     runs, run_dir = finished_run
     proc = run_cli("runs", str(runs))

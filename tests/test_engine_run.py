@@ -168,6 +168,23 @@ def test_flip_translate_tta_scores_six_views_and_the_report_names_them(tiny_cifa
     assert "| test (flip + translate TTA) |" in render_run_report(load_run_data(result.run_dir)).markdown
 
 
+def test_a_bf16_runs_handle_scores_as_its_final_evaluation_did(tiny_cifar, tmp_path):
+    result = train(tiny_cfg("tta=flip+translate", "precision=bf16", epochs=1), runs_dir=tmp_path,
+                   data_dir=str(tiny_cifar), quiet=True, log=lambda s: None)
+    from cnnlab.runs import load_run
+
+    run = load_run(result.run_dir, data_dir=str(tiny_cifar), device="cpu")
+    assert run.eval_context().amp_dtype == torch.bfloat16   # the run's precision, not float32
+    scored = run.evaluate("test", tta="flip+translate")
+    final = result.summary["final"]
+    assert scored["accuracy"] == pytest.approx(final["test_acc"]) and scored["tta"] == "flip+translate"
+    assert scored["tta_accuracy"] == pytest.approx(final["test_tta_acc"])
+    tta = np.load(result.run_dir / "predictions" / "test_tta.npz")
+    # bf16 keeps ~3 significant digits and training ran its model channels-last: probabilities agree to 1e-3.
+    np.testing.assert_allclose(run.predict(run.splits.test.images, tta="flip+translate"), tta["probs"], atol=2e-3)
+    assert "tta_accuracy" not in run.evaluate("test")
+
+
 def test_evaluate_train_off_skips_the_final_pass_over_train(tiny_cifar, tmp_path):
     result = train(tiny_cfg("evaluate_train=false", epochs=1), runs_dir=tmp_path, data_dir=str(tiny_cifar),
                    quiet=True, log=lambda s: None)

@@ -154,10 +154,14 @@ class LoadedRun:
         return model.to(self.device).eval()
 
     def eval_context(self, batch_size: Optional[int] = None, with_train: bool = False) -> EvalContext:
-        """What the task scores or predicts with: the run's normalizer and batch sizes (and, for
+        """What the task scores or predicts with: the run's normalizer, batch sizes and precision (and, for
         tasks that score against the training images, the train split)."""
+        from cnnlab.train.runtime import autocast_dtype
+
+        # The run's precision on this device, so a bf16 run scores as its final evaluation did.
         ctx = EvalContext(self.normalizer, eval_batch_size=batch_size or self.config.eval_batch_size,
-                          batch_size=self.config.batch_size)
+                          batch_size=self.config.batch_size,
+                          amp_dtype=autocast_dtype(self.config.precision, self.device))
         if with_train:
             ctx.train_x, ctx.train_y = self.splits.train.images, self.splits.train.labels
         return ctx
@@ -170,7 +174,8 @@ class LoadedRun:
         the run's input size, as training saw them before normalization; or a list of PIL images
         and/or image paths (one of either alone works too), decoded and resized exactly as the run's
         image folders were. ``tta``: true or "flip" averages each image with its left-right mirror;
-        "flip+translate" adds both shifted 1 px up-left and down-right (6 views). A run whose task
+        "flip+translate" adds both shifted 1 px up-left and down-right (6 views); "airbench" scores
+        those 6 views as airbench94 does (logits averaged, weights 1/2, 1/4, 1/4). A run whose task
         has no class probabilities (siamese) raises NotMeaningful.
         """
         from cnnlab.train.predict import tta_name
@@ -179,13 +184,25 @@ class LoadedRun:
         batch = _image_batch(images, self.in_chans, self.input_size)
         return self.task.predict(self.model, batch, self.eval_context(batch_size), tta=tta_name(tta) or False)
 
-    def evaluate(self, split: str = "test") -> dict:
-        """Loss (the task's, named in ``loss_name``) and accuracy of the run's weights on one split."""
+    def evaluate(self, split: str = "test", tta: bool | str = False) -> dict:
+        """Loss (the task's, named in ``loss_name``) and accuracy of the run's weights on one split;
+        with ``tta`` (as in ``predict``) also ``tta_accuracy``, scored on the test-time views."""
+        from cnnlab.train.predict import tta_name
+
         self.require("eval")
+        views = tta_name(tta)
+        if views is not None:
+            self.require("predict")
         ds = self.split(split)
         loss, accuracy = self.task.score(self.model, ds, self.eval_context(with_train=True))
-        return {"run": str(self.run_dir), "split": split, "images": len(ds), "loss": loss, "accuracy": accuracy,
-                "loss_name": self.task.loss_name}
+        result = {"run": str(self.run_dir), "split": split, "images": len(ds), "loss": loss, "accuracy": accuracy,
+                  "loss_name": self.task.loss_name}
+        if views is not None:
+            probs = self.task.predict(self.model, ds.images, self.eval_context(), tta=views)
+            # A one-column (sigmoid) head's probabilities come back as [1 - p, p]: argmax is the class either way.
+            predicted = probs.argmax(axis=1)
+            result.update(tta=views, tta_accuracy=float((predicted == ds.labels.numpy()).mean()))
+        return result
 
 
 def _image_batch(images: Any, channels: int, size: int) -> torch.Tensor:
@@ -248,9 +265,10 @@ def load_run(run_dir: str | Path, data_dir: Optional[str] = None, weights: str =
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: Optional[str] = None,
-                 device: str = "auto") -> dict:
-    """Re-evaluate a run's saved weights on one split: {run, split, images, loss, accuracy, loss_name}."""
-    return load_run(run_dir, data_dir=data_dir, device=device).evaluate(split)
+                 device: str = "auto", tta: bool | str = False) -> dict:
+    """Re-evaluate a run's saved weights on one split: {run, split, images, loss, accuracy, loss_name},
+    and with ``tta`` {tta, tta_accuracy}."""
+    return load_run(run_dir, data_dir=data_dir, device=device).evaluate(split, tta=tta)
 
 
 def _pct(value) -> str:

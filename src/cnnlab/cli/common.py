@@ -5,6 +5,7 @@
     --device auto|cpu|cuda    where a run's model runs (auto: CUDA when present), on every command that runs one
     --runs-dir DIR            where run folders are made, on every command that makes runs
     --data-dir DIR            where the dataset is, on every command that loads data
+    --tta [VIEWS]             test-time augmentation, on the commands that score or predict with a run
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 DEVICES = ("auto", "cpu", "cuda")
+# train/predict.py's TTA_MODES, written out so that parsing the command line imports no torch (a test keeps them equal).
+TTA_CHOICES = ("flip", "flip+translate", "airbench")
 
 
 def add_command(subparsers, name: str, help: str, examples: list[str], description: Optional[str] = None,
@@ -38,6 +41,13 @@ def add_out_flag(parser: argparse.ArgumentParser, help: str, default: Optional[s
 def add_device_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=DEVICES,
                         help="where the model runs: auto (CUDA when present, else CPU; the default), cpu or cuda")
+
+
+def add_tta_flag(parser: argparse.ArgumentParser, lead: str) -> None:
+    parser.add_argument("--tta", nargs="?", const="flip", default=False, choices=TTA_CHOICES,
+                        help=lead + "--tta averages each image with its left-right mirror; --tta flip+translate adds "
+                        "both shifted 1 px up-left and down-right (6 views); --tta airbench scores those 6 views as "
+                        "airbench94 does (logits averaged, the unshifted pair weighing 1/2)")
 
 
 def add_runs_dir_flag(parser: argparse.ArgumentParser, what: str = "run folders are made") -> None:

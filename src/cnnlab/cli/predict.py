@@ -7,7 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnnlab.cli.common import EXIT_ERROR, add_command, add_data_dir_flag, add_device_flag, add_out_flag, add_run_arg, device_of
+from cnnlab.cli.common import (EXIT_ERROR, add_command, add_data_dir_flag, add_device_flag, add_out_flag, add_run_arg,
+                               add_tta_flag, device_of)
 
 WEIGHTS_HELP = "weights file inside the run folder (default model.safetensors; or checkpoints/best.safetensors)"
 
@@ -83,9 +84,7 @@ def register(sub) -> None:
     add_run_arg(p)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders (searched recursively)")
     p.add_argument("--top-k", type=int, default=3, help="classes shown per file (default 3)")
-    p.add_argument("--tta", nargs="?", const="flip", default=False, choices=["flip", "flip+translate"],
-                   help="test-time augmentation: --tta averages each image with its left-right mirror; "
-                   "--tta flip+translate adds both shifted 1 px up-left and down-right (6 views)")
+    add_tta_flag(p, "test-time augmentation: ")
     add_out_flag(p, "also write every prediction to this .csv or .json file")
     p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: the run's "
                    "eval_batch_size)")

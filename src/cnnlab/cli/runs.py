@@ -5,20 +5,28 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnnlab.cli.common import add_command, add_data_dir_flag, add_device_flag, add_out_flag, add_run_arg, device_of
+from cnnlab.cli.common import (add_command, add_data_dir_flag, add_device_flag, add_out_flag, add_run_arg, add_tta_flag,
+                               device_of)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from cnnlab.runfolder import read_config_dict, read_summary
     from cnnlab.runs import load_run
+    from cnnlab.train.predict import tta_name
 
-    from cnnlab.runfolder import read_summary
-
-    res = load_run(args.run, data_dir=args.data_dir, device=device_of(args)).evaluate(args.split)
-    recorded = ((read_summary(args.run) or {}).get("final") or {}).get(f"{args.split}_acc")
+    res = load_run(args.run, data_dir=args.data_dir, device=device_of(args)).evaluate(args.split, tta=args.tta)
+    final = (read_summary(args.run) or {}).get("final") or {}
+    recorded = final.get(f"{args.split}_acc")
     # One line naming the run and the split; beside it the accuracy summary.json recorded at the end of training.
     print(f"eval of {args.run} on its {res['split']} split ({res['images']} images): accuracy "
           f"{100 * res['accuracy']:.2f}%   loss {res['loss']:.4f} ({res['loss_name']})"
           + (f"   (summary.json: {100 * recorded:.2f}%)" if recorded is not None else ""))
+    if "tta_accuracy" in res:
+        # summary.json's TTA row is comparable only when training scored test with the same views.
+        trained_views = tta_name(read_config_dict(args.run).get("tta", False))
+        recorded_tta = final.get("test_tta_acc") if args.split == "test" and trained_views == res["tta"] else None
+        print(f"  with {res['tta']} TTA: accuracy {100 * res['tta_accuracy']:.2f}%"
+              + (f"   (summary.json: {100 * recorded_tta:.2f}%)" if recorded_tta is not None else ""))
     return 0
 
 
@@ -128,9 +136,11 @@ def _cmd_robust(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add `eval`, `runs`, `report`, `compare` and `learning-curve` to cnnlab's sub-commands."""
     e = add_command(sub, "eval", "re-evaluate a run's saved weights on a split", [
-        "cnnlab eval runs/004-a-20261204-101500 --split test --device cpu"])
+        "cnnlab eval runs/004-a-20261204-101500 --split test --device cpu",
+        "cnnlab eval runs/fast-cpu-94-20261207-172908 --tta airbench"])
     add_run_arg(e)
     e.add_argument("--split", default="test", choices=["train", "val", "test"], help="the split to score (default test)")
+    add_tta_flag(e, "also score the split with test-time augmentation: ")
     add_data_dir_flag(e, for_run=True)
     add_device_flag(e)
     e.set_defaults(func=_cmd_eval)

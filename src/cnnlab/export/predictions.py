@@ -35,7 +35,7 @@ class FilePredictions:
     labels: np.ndarray
     failed: dict[str, str] = field(default_factory=dict)     # path -> reason
     unscored_folders: list[str] = field(default_factory=list)  # class folders that are not run classes
-    tta: bool | str = False   # false, "flip" or "flip+translate" (train/predict.py TTA_SHIFTS)
+    tta: bool | str = False   # false, "flip", "flip+translate" or "airbench" (train/predict.py TTA_SHIFTS)
 
     def __repr__(self) -> str:
         acc = self.metrics

@@ -45,8 +45,11 @@ def _figure(name: str, fig: Any, caption: str) -> Figure:
 
 
 def _split_label(split: str, config: dict | None = None) -> str:
-    if split == "test_tta" and (config or {}).get("tta") == "flip+translate":
+    views = (config or {}).get("tta")
+    if split == "test_tta" and views == "flip+translate":
         return "test (flip + translate TTA)"
+    if split == "test_tta" and views == "airbench":
+        return "test (flip + translate TTA, airbench's weights)"
     return SPLIT_LABELS.get(split, split)
 
 

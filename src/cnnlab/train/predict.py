@@ -61,8 +61,16 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 # Test-time augmentation: each view is a shift in pixels (dy, dx), scored as is and mirrored.
 # "flip+translate" is airbench's 6 views (Jordan 2024): the image and its 1-px up-left and
-# down-right shifts (reflect-padded), each with its mirror.
-TTA_SHIFTS = {"flip": ((0, 0),), "flip+translate": ((0, 0), (-1, -1), (1, 1))}
+# down-right shifts (reflect-padded), each with its mirror, their probabilities averaged alike.
+# "airbench" scores the same 6 views as airbench94 does: logits averaged, the unshifted pair
+# weighing 1/2 and each shifted pair 1/4.
+TTA_SHIFTS = {"flip": ((0, 0),), "flip+translate": ((0, 0), (-1, -1), (1, 1)),
+              "airbench": ((0, 0), (-1, -1), (1, 1))}
+# Share of each shift's pair (in TTA_SHIFTS order) for the modes that do not weigh their views alike.
+TTA_WEIGHTS = {"airbench": (0.5, 0.25, 0.25)}
+# Modes that average logits and take the softmax (or sigmoid) once, instead of averaging probabilities.
+TTA_AVERAGES_LOGITS = frozenset({"airbench"})
+TTA_MODES = tuple(TTA_SHIFTS)
 
 
 def tta_name(tta: bool | str) -> str | None:
@@ -89,11 +97,13 @@ def _shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 def tta_probabilities(model: nn.Module, images: torch.Tensor, normalize: Callable[[torch.Tensor], torch.Tensor],
                       batch_size: int, views: bool | str = "flip", amp_dtype: torch.dtype | None = None,
                       channels_last: bool = False, world=None) -> np.ndarray:
-    """Mean of the class probabilities over the TTA views of ``images``, float32 N x K.
+    """Class probabilities of ``images`` from their TTA views, float32 N x K: the views' mean
+    probabilities, or for "airbench" the probabilities of their weighted mean logits.
 
     ``images`` are uint8 N x C x H x W (on any device) as the trainer keeps them; ``normalize``
     turns a batch into model input. ``views`` is "flip" (true: the image and its left-right
-    mirror) or "flip+translate" (those two, and both shifted 1 px up-left and down-right). Shifts
+    mirror), "flip+translate" (those two, and both shifted 1 px up-left and down-right) or "airbench"
+    (those six, their logits averaged with weight 1/2 on the unshifted pair). Shifts
     and mirrors are taken after normalization, which is the same as before it for per-channel
     normalization. The model runs in eval mode; its mode is restored. The trainer saves the result
     as predictions/test_tta.npz; the run report shows it as a second test row.
@@ -103,18 +113,25 @@ def tta_probabilities(model: nn.Module, images: torch.Tensor, normalize: Callabl
     name = tta_name(views)
     if name is None:
         raise ValueError("views=False scores no TTA views; call predict_logits for plain predictions")
+    shifts = TTA_SHIFTS[name]
+    weights = TTA_WEIGHTS.get(name)
+    on_logits = name in TTA_AVERAGES_LOGITS
     was_training = model.training
     model.eval()
     total = None
     try:
-        for dy, dx in TTA_SHIFTS[name]:
+        for i, (dy, dx) in enumerate(shifts):
             for mirror in (False, True):
                 def view(x, dy=dy, dx=dx, mirror=mirror):
                     x = _shifted(normalize(x), dy, dx)
                     return torch.flip(x, dims=[-1]) if mirror else x
-                probs = probabilities(predict_logits(model, images, view, batch_size, amp_dtype, channels_last,
-                                                     world))
-                total = probs if total is None else total + probs
+                out = predict_logits(model, images, view, batch_size, amp_dtype, channels_last, world)
+                out = out if on_logits else probabilities(out)
+                # A pair's share is split between its plain and mirrored view; alike weights divide at the end.
+                out = out * (weights[i] / 2) if weights else out
+                total = out if total is None else total + out
     finally:
         model.train(was_training)
-    return (total / (2 * len(TTA_SHIFTS[name]))).numpy().astype(np.float32)
+    if not weights:
+        total = total / (2 * len(shifts))
+    return (probabilities(total) if on_logits else total).numpy().astype(np.float32)

@@ -218,9 +218,10 @@ class ClassificationTask(Task):
     def predict(self, model: nn.Module, images: torch.Tensor, ctx, tta=False) -> np.ndarray:
         """Class probabilities, float32 N x K (a one-logit sigmoid head gives [1 - p, p])."""
         if tta:
-            probs = torch.from_numpy(tta_probabilities(model, images, ctx.normalizer, ctx.eval_batch_size, tta))
+            probs = torch.from_numpy(tta_probabilities(model, images, ctx.normalizer, ctx.eval_batch_size, tta,
+                                                       ctx.amp_dtype))
         else:
-            probs = probabilities(predict_logits(model, images, ctx.normalizer, ctx.eval_batch_size))
+            probs = probabilities(predict_logits(model, images, ctx.normalizer, ctx.eval_batch_size, ctx.amp_dtype))
         if probs.shape[1] == 1:  # sigmoid head: the probability of class 1
             probs = torch.cat([1 - probs, probs], dim=1)
         return probs.numpy().astype(np.float32)
