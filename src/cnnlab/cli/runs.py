@@ -10,11 +10,12 @@ from cnnlab.cli.common import (add_command, add_data_dir_flag, add_device_flag, 
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from cnnlab.runfolder import read_config_dict, read_summary
+    from cnnlab.runfolder import read_summary
     from cnnlab.runs import load_run
     from cnnlab.train.predict import tta_name
 
-    res = load_run(args.run, data_dir=args.data_dir, device=device_of(args)).evaluate(args.split, tta=args.tta)
+    run = load_run(args.run, data_dir=args.data_dir, device=device_of(args))
+    res = run.evaluate(args.split, tta=args.tta)
     final = (read_summary(args.run) or {}).get("final") or {}
     recorded = final.get(f"{args.split}_acc")
     # One line naming the run and the split; beside it the accuracy summary.json recorded at the end of training.
@@ -23,7 +24,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
           + (f"   (summary.json: {100 * recorded:.2f}%)" if recorded is not None else ""))
     if "tta_accuracy" in res:
         # summary.json's TTA row is comparable only when training scored test with the same views.
-        trained_views = tta_name(read_config_dict(args.run).get("tta", False))
+        trained_views = tta_name(run.config.tta)
         recorded_tta = final.get("test_tta_acc") if args.split == "test" and trained_views == res["tta"] else None
         print(f"  with {res['tta']} TTA: accuracy {100 * res['tta_accuracy']:.2f}%"
               + (f"   (summary.json: {100 * recorded_tta:.2f}%)" if recorded_tta is not None else ""))

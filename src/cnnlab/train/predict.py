@@ -64,8 +64,8 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 # down-right shifts (reflect-padded), each with its mirror, their probabilities averaged alike.
 # "airbench" scores the same 6 views as airbench94 does: logits averaged, the unshifted pair
 # weighing 1/2 and each shifted pair 1/4.
-TTA_SHIFTS = {"flip": ((0, 0),), "flip+translate": ((0, 0), (-1, -1), (1, 1)),
-              "airbench": ((0, 0), (-1, -1), (1, 1))}
+_SIX_VIEW_SHIFTS = ((0, 0), (-1, -1), (1, 1))
+TTA_SHIFTS = {"flip": ((0, 0),), "flip+translate": _SIX_VIEW_SHIFTS, "airbench": _SIX_VIEW_SHIFTS}
 # Share of each shift's pair (in TTA_SHIFTS order) for the modes that do not weigh their views alike.
 TTA_WEIGHTS = {"airbench": (0.5, 0.25, 0.25)}
 # Modes that average logits and take the softmax (or sigmoid) once, instead of averaging probabilities.
