@@ -10,8 +10,8 @@ import yaml
 
 from cnnlab import load_experiment
 from cnnlab.models.params import count_params
-from cnnlab.train.experiment import experiment_to_yaml
 from cnnlab.train.setup import build_model
+from record_helpers import differing_keys, resolved_config
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 # A sweep file (top-level `experiment:`) is a search space over a recipe: tests/test_search_recipes.py.
@@ -34,10 +34,9 @@ REPORT_PARAMS = {
 # Recipes whose records were made with an override command (on another recipe, or on this recipe before
 # it took the override in): the recipe must resolve to the config those runs saved, or its header's
 # numbers are not its own.
-# Keys that may differ: the run's identity and the per-run flags of its command.
+# Keys that may differ: record_helpers.PER_RUN_KEYS.
 RECORDED_WITH_OVERRIDES = {"000-b-ours-90": "results/000-b-ours-90", "fast-cpu-90": "results/fast-cpu-90",
                            "fast-cpu-94": "results/fast-cpu-94"}
-PER_RUN_KEYS = ("name", "description", "seed", "threads")
 
 
 def _classes(cfg) -> int:
@@ -80,10 +79,7 @@ def test_every_source_a_recipe_names_is_a_shipped_recipe(recipe):
 def test_recipe_resolves_to_the_config_its_records_were_trained_with(recipe):
     runs = sorted((RECIPES.parent / RECORDED_WITH_OVERRIDES[recipe]).glob("*/config.yaml"))
     assert len(runs) >= 3, f"{RECORDED_WITH_OVERRIDES[recipe]} should hold the recipe's seeds"
-    ours = yaml.safe_load(experiment_to_yaml(load_experiment(RECIPES / f"{recipe}.yaml")))
+    ours = resolved_config(RECIPES / f"{recipe}.yaml")
     for run in runs:
-        # Read back through the loader: keys added since the run was made take their defaults, which
-        # are what the run trained with.
-        saved = yaml.safe_load(experiment_to_yaml(load_experiment(run)))
-        differ = sorted(k for k in set(ours) | set(saved) if k not in PER_RUN_KEYS and ours.get(k) != saved.get(k))
+        differ = sorted(differing_keys(ours, resolved_config(run)))
         assert not differ, f"recipes/{recipe}.yaml differs from {run} in {differ}"

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnnlab import load_experiment
-from cnnlab.train.experiment import experiment_to_yaml
+from cnnlab.report.results_docs import GroupEntry, load_entries, load_robust_entries, run_folders
+from record_helpers import PER_RUN_KEYS, differing_keys, resolved_config
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_YAML = REPO / "docs" / "results.yaml"
-PER_RUN_KEYS = ("name", "description", "seed", "threads")
 PLACEHOLDERS = ("N", "S")   # `-o data.train_subset=N`: the value differs from run to run, as each run saved it
 
 # Rows whose command does not (yet) make the config their runs saved; found when this test was written
@@ -37,12 +36,10 @@ KNOWN_MISMATCH = {
 
 def _entries() -> list[tuple[str, str, list[str]]]:
     """(id, command, runs) of every entry and group whose command trains one recipe."""
-    data = yaml.safe_load(RESULTS_YAML.read_text())
-    items = list(data["experiments"])
-    for section in ("robustness", "time_to_accuracy"):
-        items += (data.get(section) or {}).get("groups", [])
-    return [(str(i["id"]), str(i["command"]), list(i.get("runs") or [])) for i in items
-            if str(i.get("command", "")).startswith("cnnlab train recipes/") and i.get("runs")]
+    groups = yaml.safe_load(RESULTS_YAML.read_text()).get("time_to_accuracy") or {}
+    items = (load_entries(RESULTS_YAML) + load_robust_entries(RESULTS_YAML)[1]
+             + [GroupEntry(**g) for g in groups.get("groups", [])])
+    return [(i.id, i.command, i.runs) for i in items if i.command.startswith("cnnlab train recipes/") and i.runs]
 
 
 def _recipe_and_overrides(command: str) -> tuple[Path, list[str], list[str]]:
@@ -62,19 +59,6 @@ def _value_at(data: dict, key: str):
     return data
 
 
-def _run_configs(runs: list[str]) -> list[Path]:
-    found = []
-    for pattern in runs:
-        found += sorted(REPO.glob(f"{pattern}/config.yaml")) + sorted(REPO.glob(f"{pattern}/*/config.yaml"))
-    return found
-
-
-def _resolved(path: Path, overrides: list[str] | None = None) -> dict:
-    # Read back through the loader: keys added since a run was made take their defaults, which are
-    # what that run trained with.
-    return yaml.safe_load(experiment_to_yaml(load_experiment(path, overrides)))
-
-
 def test_the_map_has_train_commands_to_check():
     assert len(_entries()) >= 20
 
@@ -86,14 +70,13 @@ def _params():
 
 @pytest.mark.parametrize("entry_id,command,runs", _params())
 def test_command_resolves_to_the_config_its_runs_saved(entry_id, command, runs):
-    configs = _run_configs(runs)
+    configs = [run / "config.yaml" for run in run_folders(REPO, runs)]
     if not configs:
         pytest.skip(f"{entry_id}: no run records in this checkout ({runs})")
     recipe, overrides, placeholders = _recipe_and_overrides(command)
     for config in configs:
-        saved = _resolved(config)
-        ours = _resolved(recipe, overrides + [f"{k}={json.dumps(_value_at(saved, k))}" for k in placeholders])
-        differ = {k: (ours.get(k), saved.get(k)) for k in set(ours) | set(saved)
-                  if k not in PER_RUN_KEYS and ours.get(k) != saved.get(k)}
+        saved = resolved_config(config)
+        ours = resolved_config(recipe, overrides + [f"{k}={json.dumps(_value_at(saved, k))}" for k in placeholders])
+        differ = differing_keys(ours, saved)
         assert not differ, (f"{entry_id}: `{command}` resolves to a config other than {config.relative_to(REPO)}'s "
                             f"in {sorted(differ)} (command's, run's): {differ}")
